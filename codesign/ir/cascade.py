@@ -1,0 +1,204 @@
+"""The Einsum-cascade IR: tensors, extended Einsums and the Cascade DAG.
+
+Semantics of one `Einsum` (TeAAL/EDGE-style extended Einsum)::
+
+    Out[o...] = reduce[r...] body(point)        for every point of `space`
+
+* `space` lists every iteration variable with its extent: first the variables of the output
+  access (in order of first appearance), then the reduced variables.
+* The body is evaluated at every point; a *guarded* point, where some input index falls outside
+  its tensor's extent, is skipped: it contributes the reduction's identity (0 for sum, -inf for
+  max).  That is how padding is written (``X[b,c,2p+r-1,2q+s-1]``).  Einsums without a
+  reduction may not read out of bounds (the verifier checks).
+* Output indices are affine; a tensor may have several producer Einsums that each write a
+  disjoint region (concat).  Together they must cover the tensor exactly.
+* An Einsum whose body is a single access and has no reduction is a *view* (transpose, reshape,
+  slice, concat piece): pure data movement, no arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+import networkx as nx
+import numpy as np
+
+from codesign.ir.dtypes import DType
+from codesign.ir.expr import Access, Expr, ReduceOp, accesses
+from codesign.ir.index import Affine, Gathered, IndexExpr
+
+
+class Role(Enum):
+    INPUT = "input"
+    WEIGHT = "weight"
+    INTERMEDIATE = "tensor"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """A tensor with named ranks.  `data` (weights only) is excluded from equality."""
+
+    name: str
+    ranks: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: DType
+    role: Role
+    data: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def size_bytes(self) -> int:
+        """Storage size in bytes, sub-byte types packed."""
+        return math.ceil(self.size * self.dtype.bits / 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Einsum:
+    """One extended Einsum; build with `Einsum.build` to get the canonical `space` order."""
+
+    name: str
+    output: Access
+    body: Expr
+    space: tuple[tuple[str, int], ...]
+    reduce: ReduceOp | None = None
+    reduced: tuple[str, ...] = ()
+    op: str = ""
+
+    @staticmethod
+    def build(
+        name: str,
+        output: Access,
+        body: Expr,
+        extents: Mapping[str, int],
+        reduce: ReduceOp | None = None,
+        reduced: tuple[str, ...] = (),
+        op: str = "",
+    ) -> Einsum:
+        """An Einsum whose `space` is ordered canonically from `extents`."""
+        order = output_variables(output) + tuple(reduced)
+        missing = [v for v in order if v not in extents]
+        if missing:
+            raise ValueError(f"einsum {name}: no extent for {', '.join(missing)}")
+        space = tuple((v, int(extents[v])) for v in order)
+        return Einsum(name, output, body, space, reduce, tuple(reduced), op)
+
+    @property
+    def extents(self) -> dict[str, int]:
+        return dict(self.space)
+
+    @property
+    def points(self) -> int:
+        """Size of the iteration space."""
+        return math.prod(extent for _, extent in self.space)
+
+    @property
+    def inputs(self) -> tuple[Access, ...]:
+        return accesses(self.body)
+
+    @property
+    def input_tensors(self) -> tuple[str, ...]:
+        """Distinct tensors read (index tensors of gathers included), in reading order."""
+        names: list[str] = []
+        for access in self.inputs:
+            for name in (access.tensor, *_index_tensors(access.indices)):
+                if name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    @property
+    def is_view(self) -> bool:
+        """True for pure data movement (transpose, reshape, slice, concat piece)."""
+        return self.reduce is None and isinstance(self.body, Access)
+
+
+def output_variables(output: Access) -> tuple[str, ...]:
+    seen: list[str] = []
+    for index in output.indices:
+        for name in index.variables:
+            if name not in seen:
+                seen.append(name)
+    return tuple(seen)
+
+
+def _index_tensors(indices: tuple[IndexExpr, ...]) -> list[str]:
+    names: list[str] = []
+    for index in indices:
+        if isinstance(index, Gathered):
+            names.append(index.tensor)
+            names.extend(_index_tensors(index.indices))
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class Cascade:
+    """An ordered DAG of Einsums over declared tensors (einsums in a topological order)."""
+
+    name: str
+    tensors: tuple[TensorSpec, ...]
+    einsums: tuple[Einsum, ...]
+    _index: dict[str, TensorSpec] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {t.name: t for t in self.tensors})
+
+    def tensor(self, name: str) -> TensorSpec:
+        return self._index[name]
+
+    def has_tensor(self, name: str) -> bool:
+        return name in self._index
+
+    def with_role(self, role: Role) -> tuple[TensorSpec, ...]:
+        return tuple(t for t in self.tensors if t.role is role)
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.with_role(Role.INPUT)
+
+    @property
+    def weights(self) -> tuple[TensorSpec, ...]:
+        return self.with_role(Role.WEIGHT)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.with_role(Role.OUTPUT)
+
+    def einsum(self, name: str) -> Einsum:
+        for e in self.einsums:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def producers(self, tensor: str) -> tuple[Einsum, ...]:
+        return tuple(e for e in self.einsums if e.output.tensor == tensor)
+
+    def consumers(self, tensor: str) -> tuple[Einsum, ...]:
+        return tuple(e for e in self.einsums if tensor in e.input_tensors)
+
+    def graph(self) -> nx.MultiDiGraph:
+        """Einsum-level dataflow graph: nodes are Einsum names, edges carry the tensor name."""
+        g = nx.MultiDiGraph()
+        producers: dict[str, list[str]] = {}
+        for e in self.einsums:
+            g.add_node(e.name, einsum=e)
+            producers.setdefault(e.output.tensor, []).append(e.name)
+        for e in self.einsums:
+            for t in e.input_tensors:
+                for p in producers.get(t, []):
+                    g.add_edge(p, e.name, tensor=t)
+        return g
+
+    def replace_einsums(self, einsums: tuple[Einsum, ...]) -> Cascade:
+        return Cascade(self.name, self.tensors, einsums)
+
+
+def affine_outputs(einsum: Einsum) -> tuple[Affine, ...]:
+    """The output indices, which are affine by construction (the verifier checks)."""
+    return tuple(i for i in einsum.output.indices if isinstance(i, Affine))

@@ -1,0 +1,83 @@
+"""Element types of IR tensors.
+
+A `DType` names the *storage* type of a tensor element.  Its bit width is what every cost model
+uses for bytes moved; its NumPy type is what the reference interpreter computes with.  Low-bit
+integer and float formats (INT4, FP8, FP4, ...) are stored by the interpreter in a wider NumPy
+type holding exactly representable values (simulated quantisation).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+
+class DType(Enum):
+    """Storage element type; the value is the name used in printed IR."""
+
+    F64 = "f64"
+    F32 = "f32"
+    F16 = "f16"
+    BF16 = "bf16"
+    FP8_E4M3 = "fp8e4m3"
+    FP8_E5M2 = "fp8e5m2"
+    FP4_E2M1 = "fp4e2m1"
+    I64 = "i64"
+    I32 = "i32"
+    I16 = "i16"
+    I8 = "i8"
+    I4 = "i4"
+    I2 = "i2"
+    I1 = "i1"
+    U8 = "u8"
+    BOOL = "bool"
+
+    @property
+    def bits(self) -> int:
+        """Storage width in bits."""
+        return _BITS[self]
+
+    @property
+    def is_float(self) -> bool:
+        return self in _FLOATS
+
+    @property
+    def is_int(self) -> bool:
+        return not self.is_float and self is not DType.BOOL
+
+    @property
+    def numpy(self) -> np.dtype:
+        """The NumPy type the reference interpreter holds this type in."""
+        return np.dtype(_NUMPY[self])
+
+    @staticmethod
+    def from_numpy(dtype: np.dtype | type) -> DType:
+        """The DType of a NumPy dtype; raises ValueError for unsupported ones."""
+        dt = np.dtype(dtype)
+        for key, value in _FROM_NUMPY.items():
+            if dt == np.dtype(key):
+                return value
+        raise ValueError(f"unsupported NumPy dtype {dt}")
+
+
+_BITS = {
+    DType.F64: 64, DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.FP8_E4M3: 8,
+    DType.FP8_E5M2: 8, DType.FP4_E2M1: 4, DType.I64: 64, DType.I32: 32, DType.I16: 16,
+    DType.I8: 8, DType.I4: 4, DType.I2: 2, DType.I1: 1, DType.U8: 8, DType.BOOL: 8,
+}  # fmt: skip
+_FLOATS = {
+    DType.F64, DType.F32, DType.F16, DType.BF16, DType.FP8_E4M3, DType.FP8_E5M2, DType.FP4_E2M1,
+}  # fmt: skip
+# Sub-byte and 8-bit float formats are simulated in float32 / int8 holders.
+_NUMPY = {
+    DType.F64: "float64", DType.F32: "float32", DType.F16: "float16", DType.BF16: "float32",
+    DType.FP8_E4M3: "float32", DType.FP8_E5M2: "float32", DType.FP4_E2M1: "float32",
+    DType.I64: "int64", DType.I32: "int32", DType.I16: "int16", DType.I8: "int8",
+    DType.I4: "int8", DType.I2: "int8", DType.I1: "int8", DType.U8: "uint8", DType.BOOL: "bool",
+}  # fmt: skip
+_FROM_NUMPY = {
+    "float64": DType.F64, "float32": DType.F32, "float16": DType.F16, "int64": DType.I64,
+    "int32": DType.I32, "int16": DType.I16, "int8": DType.I8, "uint8": DType.U8,
+    "bool": DType.BOOL,
+}  # fmt: skip
