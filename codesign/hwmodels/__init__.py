@@ -1,0 +1,28 @@
+"""Hardware descriptions: YAML schema, energy tables and the frozen ``Arch`` they load into."""
+
+from codesign.hwmodels.arch import (
+    Action,
+    Arch,
+    ComputeUnit,
+    Dataflow,
+    EnergyTable,
+    MemoryKind,
+    StorageLevel,
+    TensorRole,
+)
+from codesign.hwmodels.energy import energy_scale
+from codesign.hwmodels.loader import load_arch, load_energy_table
+
+__all__ = [
+    "Action",
+    "Arch",
+    "ComputeUnit",
+    "Dataflow",
+    "EnergyTable",
+    "MemoryKind",
+    "StorageLevel",
+    "TensorRole",
+    "energy_scale",
+    "load_arch",
+    "load_energy_table",
+]
