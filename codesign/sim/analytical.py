@@ -1,0 +1,316 @@
+"""Analytical cost model: Timeloop-style nest analysis, vectorised over a batch of mappings.
+
+Per tensor t and level l that keeps t (per instance of l; see docs/hwmodels.md):
+
+* tile T = footprint of t over the loops at l and below.
+* N = product of the temporal loops above l after dropping the innermost run of loops that do
+  not index t (t stays put across them: stationarity).
+* read-only t: fills = N*T, except when no loop was dropped and the innermost loop above l
+  slides a window over t: then each of its later iterations fetches only the new part
+  (fills = N/b * (T + (b-1)*(T - overlap))), as Timeloop does.
+* reads = the child's fills times the child instances it feeds, divided by the multicast factor
+  (spatial unrolling over dims that do not index t); at the innermost level, one read per MAC.
+* output t: updates = the child's drains N_c*T_c times child instances, divided by the spatial
+  reduction factor (unrolling over dims that do not index t); at the innermost level one update
+  per MAC. reads = updates - D and fills = N*T - D, where D is the distinct outputs an instance
+  produces (the first write of each output needs no read).
+
+cycles = max(compute cycles, each level's reads / read bandwidth and (fills + updates) / write
+bandwidth); energy = sum of actions * ERT per-word energy + leakage * cycles * instances.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.hwmodels.arch import Arch
+from codesign.mapper.mapping import Mapping, MappingArrays, mapping_errors, to_arrays
+from codesign.mapper.problem import Problem
+from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCost:
+    """Costs of a batch; arrays of shape (B,) unless noted. Invalid rows have inf cost.
+
+    ``reads``/``fills``/``updates``/``tile``: (B, L, T) per instance of the level;
+    ``level_cycles``: (B, L); ``instances``: (B, L + 1) utilized instances (last: PEs).
+    """
+
+    cycles: np.ndarray
+    energy_pj: np.ndarray
+    valid: np.ndarray
+    over_capacity: np.ndarray  # (B, L)
+    compute_cycles: np.ndarray
+    compute_energy_pj: np.ndarray
+    level_cycles: np.ndarray
+    level_energy_pj: np.ndarray  # (B, L) including leakage
+    leak_energy_pj: np.ndarray  # (B, L)
+    tensor_energy_pj: np.ndarray  # (B, L, T)
+    reads: np.ndarray
+    fills: np.ndarray
+    updates: np.ndarray
+    tile: np.ndarray
+    instances: np.ndarray
+
+
+def _projection_coefficients(problem: Problem) -> np.ndarray:
+    """(T, J, D) coefficient of dim d in tensor dimension j of tensor t (J padded with zeros)."""
+    dims = {dim: i for i, dim in enumerate(problem.dim_names)}
+    n_j = max(len(t.projection) for t in problem.tensors)
+    coef = np.zeros((len(problem.tensors), n_j, len(dims)), dtype=np.int64)
+    for t_index, tensor in enumerate(problem.tensors):
+        for j, terms in enumerate(tensor.projection):
+            for dim, c in terms:
+                coef[t_index, j, dims[dim]] += c
+    return coef
+
+
+def _footprint(coef: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """extents (..., D) -> (ranges (..., T, J), footprint (..., T))."""
+    ranges = 1 + np.einsum("tjd,...d->...tj", coef, extents - 1)
+    return ranges, np.prod(ranges, axis=-1)
+
+
+def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> BatchCost:
+    """Price every mapping of a batch at once (see the module docstring for the equations)."""
+    temporal = arrays.temporal.astype(np.float64)
+    spatial = (arrays.spatial_x * arrays.spatial_y).astype(np.float64)
+    keep = arrays.keep.copy()
+    keep[:, 0, :] = True
+    n_b, n_l, n_d = temporal.shape
+    n_t = len(problem.tensors)
+    coef = _projection_coefficients(problem)
+    relevant = coef.sum(axis=1) > 0  # (T, D)
+    is_output = np.array([t.is_output for t in problem.tensors])
+
+    # Extents of each dim over the loops at level l and below; index L is the compute.
+    per_level = temporal * spatial
+    ext = np.ones((n_b, n_l + 1, n_d))
+    ext[:, :n_l] = np.cumprod(per_level[:, ::-1], axis=1)[:, ::-1]
+    ranges, tile = _footprint(coef, ext[:, :n_l])  # (B, L, T, J), (B, L, T)
+
+    # Utilized instances above each level, and the multicast/reduction spatial products.
+    spat_all = np.prod(spatial, axis=2)  # (B, L)
+    instances = np.ones((n_b, n_l + 1))
+    instances[:, 1:] = np.cumprod(spat_all, axis=1)
+    irr = np.exp(np.einsum("bld,td->blt", np.log(spatial), (~relevant).astype(np.float64)))
+    irr_cum = np.ones((n_b, n_l + 1, n_t))
+    irr_cum[:, 1:] = np.cumprod(irr, axis=1)
+    padded_points = np.prod(per_level, axis=(1, 2))
+    macs_under = padded_points[:, None] / instances  # (B, L + 1)
+
+    # Distinct outputs per instance: whole temporal range, spatial range of this level and below.
+    spat_rev = np.ones((n_b, n_l + 1, n_d))
+    spat_rev[:, :n_l] = np.cumprod(spatial[:, ::-1], axis=1)[:, ::-1]
+    distinct_ext = np.prod(temporal, axis=1)[:, None, :] * spat_rev[:, :n_l]
+    _, distinct = _footprint(coef, distinct_ext)  # (B, L, T)
+
+    # The temporal nest above each level, as a flat sequence (outer to inner).
+    seq_dim = arrays.order.reshape(n_b, n_l * n_d)
+    seq_level = np.repeat(np.arange(n_l), n_d)
+    seq_bound = np.take_along_axis(temporal, arrays.order, axis=2).reshape(n_b, n_l * n_d)
+    cum = np.cumprod(seq_bound, axis=1)
+    pos = np.arange(n_l * n_d)
+    real = seq_bound > 1
+    last_any = np.maximum.accumulate(np.where(real, pos, -1), axis=1)  # (B, P)
+    rel_seq = relevant[:, seq_dim].transpose(1, 0, 2) & real[:, None, :]  # (B, T, P)
+    last_rel = np.maximum.accumulate(np.where(rel_seq, pos, -1), axis=2)
+
+    rows = np.arange(n_b)[:, None]
+    fills = np.zeros((n_b, n_l, n_t))
+    residency = np.zeros((n_b, n_l, n_t))  # N * T
+    residency[:, 0] = tile[:, 0]
+    for level in range(1, n_l):
+        end = level * n_d - 1
+        pstar = last_rel[:, :, end]  # (B, T)
+        has = pstar >= 0
+        p_safe = np.where(has, pstar, 0)
+        count = np.where(has, cum[rows, p_safe], 1.0)
+        residency[:, level] = count * tile[:, level]
+        slides = has & (last_any[:, end][:, None] == pstar)
+        d_star = seq_dim[rows, p_safe]
+        l_star = seq_level[p_safe]
+        b_star = seq_bound[rows, p_safe]
+        step = ext[rows, l_star, d_star] / temporal[rows, l_star, d_star]
+        shift = coef[np.arange(n_t)[None, :], :, d_star] * step[..., None]  # (B, T, J)
+        overlap = np.prod(np.maximum(ranges[:, level] - shift, 0), axis=-1)
+        t_l = tile[:, level]
+        slid = count / b_star * (t_l + (b_star - 1) * (t_l - overlap))
+        read_only_fills = np.where(slides, slid, residency[:, level])
+        output_fills = np.maximum(residency[:, level] - distinct[:, level], 0)
+        fills[:, level] = np.where(is_output[None, :], output_fills, read_only_fills)
+
+    # Child of each kept level: the next lower level that keeps the tensor (L = compute).
+    child = np.full((n_b, n_l, n_t), n_l)
+    nxt = np.full((n_b, n_t), n_l)
+    for level in range(n_l - 1, -1, -1):
+        child[:, level] = nxt
+        nxt = np.where(keep[:, level], level, nxt)
+    b_idx = np.arange(n_b)[:, None, None]
+    t_idx = np.arange(n_t)[None, None, :]
+    l_idx = np.arange(n_l)[None, :, None]
+    fan = instances[b_idx, child] / instances[:, :n_l, None]
+    spread = irr_cum[b_idx, child, t_idx] / irr_cum[:, :n_l, :]
+    at_compute = child == n_l
+    child_safe = np.minimum(child, n_l - 1)
+    child_fills = fills[b_idx, child_safe, t_idx]
+    child_drains = residency[b_idx, child_safe, t_idx]
+    per_mac = macs_under[:, :n_l, None] * np.ones((1, 1, n_t))
+    reads_in = np.where(at_compute, per_mac, child_fills * fan) / spread
+    updates = np.where(at_compute, per_mac, child_drains * fan) / spread
+    updates = np.where(is_output[None, None, :] & keep, updates, 0.0)
+    reads = np.where(
+        is_output[None, None, :], np.maximum(updates - distinct, 0.0), reads_in
+    )
+    reads = np.where(keep, reads, 0.0)
+    fills = np.where(keep, fills, 0.0)
+    del l_idx
+
+    # Capacity and spatial legality.
+    size = np.array([np.inf if lv.size_words is None else lv.size_words for lv in arch.levels])
+    used = np.sum(np.where(keep, tile, 0), axis=2)
+    over_capacity = used > size[None, :]
+    fan_x = np.array([lv.fanout_x for lv in arch.levels])
+    fan_y = np.array([lv.fanout_y for lv in arch.levels])
+    spatial_ok = np.all(
+        (np.prod(arrays.spatial_x, axis=2) <= fan_x) & (np.prod(arrays.spatial_y, axis=2) <= fan_y),
+        axis=1,
+    )
+    covers = np.all(np.prod(per_level, axis=1) >= np.array(problem.bounds)[None, :], axis=1)
+    valid = ~np.any(over_capacity, axis=1) & spatial_ok & covers
+
+    # Cycles.
+    compute_cycles = np.prod(temporal, axis=(1, 2))
+    rbw = np.array([_bw(lv.read_bandwidth_words_per_cycle) for lv in arch.levels])
+    wbw = np.array([_bw(lv.write_bandwidth_words_per_cycle) for lv in arch.levels])
+    level_cycles = np.maximum(
+        reads.sum(axis=2) / rbw[None, :], (fills + updates).sum(axis=2) / wbw[None, :]
+    )
+    cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
+
+    # Energy.
+    e_read = np.array([lv.read_energy_pj for lv in arch.levels])[None, :, None]
+    e_write = np.array([lv.write_energy_pj for lv in arch.levels])[None, :, None]
+    e_update = np.array([lv.update_energy_pj for lv in arch.levels])[None, :, None]
+    leak = np.array([lv.leak_energy_pj_per_cycle for lv in arch.levels])[None, :]
+    tensor_energy = (reads * e_read + fills * e_write + updates * e_update) * instances[
+        :, :n_l, None
+    ]
+    leak_energy = leak * cycles[:, None] * instances[:, :n_l]
+    level_energy = tensor_energy.sum(axis=2) + leak_energy
+    compute_energy = (
+        problem.macs * problem.ops_per_point * arch.compute.mac_energy_pj
+        + arch.compute.leak_energy_pj_per_cycle * cycles * instances[:, n_l]
+    )
+    energy = level_energy.sum(axis=1) + compute_energy
+    return BatchCost(
+        cycles=np.where(valid, cycles, np.inf),
+        energy_pj=np.where(valid, energy, np.inf),
+        valid=valid,
+        over_capacity=over_capacity,
+        compute_cycles=compute_cycles,
+        compute_energy_pj=compute_energy,
+        level_cycles=level_cycles,
+        level_energy_pj=level_energy,
+        leak_energy_pj=leak_energy,
+        tensor_energy_pj=tensor_energy,
+        reads=reads,
+        fills=fills,
+        updates=updates,
+        tile=np.where(keep, tile, 0),
+        instances=instances,
+    )
+
+
+def _bw(bandwidth: float | None) -> float:
+    return np.inf if bandwidth is None else bandwidth
+
+
+def cost_from_batch(batch: BatchCost, index: int, problem: Problem, arch: Arch) -> Cost:
+    """The Cost value of row ``index`` of a batch."""
+    n_l = len(arch.levels)
+    cycles = float(batch.cycles[index])
+    levels = []
+    for level, hw in enumerate(arch.levels):
+        inst = float(batch.instances[index, level])
+        tensors = tuple(
+            TensorActions(
+                tensor=t.name,
+                reads=float(batch.reads[index, level, t_i] * inst),
+                fills=float(batch.fills[index, level, t_i] * inst),
+                updates=float(batch.updates[index, level, t_i] * inst),
+                tile_words=int(batch.tile[index, level, t_i]),
+                energy_pj=float(batch.tensor_energy_pj[index, level, t_i]),
+            )
+            for t_i, t in enumerate(problem.tensors)
+            if batch.tile[index, level, t_i] > 0
+        )
+        levels.append(
+            LevelCost(
+                name=hw.name,
+                utilized_instances=int(inst),
+                capacity_words_used=int(batch.tile[index, level].sum()),
+                cycles=float(batch.level_cycles[index, level]),
+                energy_pj=float(batch.level_energy_pj[index, level]),
+                leak_energy_pj=float(batch.leak_energy_pj[index, level]),
+                tensors=tensors,
+            )
+        )
+    compute_cycles = float(batch.compute_cycles[index])
+    worst = int(np.argmax(batch.level_cycles[index]))
+    bound = arch.levels[worst].name if batch.level_cycles[index, worst] > compute_cycles else (
+        COMPUTE_BOUND
+    )
+    valid = bool(batch.valid[index])
+    reason = ""
+    if not valid:
+        over = [arch.levels[i].name for i in range(n_l) if batch.over_capacity[index, i]]
+        reason = f"over capacity at {over}" if over else "spatial fan-out or coverage violated"
+    return Cost(
+        cycles=cycles,
+        energy_pj=float(batch.energy_pj[index]),
+        macs=problem.macs,
+        utilization=problem.macs / (cycles * arch.compute.count) if valid else 0.0,
+        bound=bound,
+        compute_cycles=compute_cycles,
+        compute_energy_pj=float(batch.compute_energy_pj[index]),
+        utilized_pes=int(batch.instances[index, n_l]),
+        levels=tuple(levels),
+        valid=valid,
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticalModel:
+    """The nest-analysis CostModel. Holds no state; ``evaluate`` prices one mapping."""
+
+    def evaluate(self, problem: Problem, mapping: Mapping, arch: Arch) -> Cost:
+        errors = mapping_errors(mapping, problem, arch)
+        if errors:
+            return _invalid(problem, errors[0])
+        batch = evaluate_batch(problem, to_arrays([mapping], problem, arch), arch)
+        return cost_from_batch(batch, 0, problem, arch)
+
+    def evaluate_batch(self, problem: Problem, arrays: MappingArrays, arch: Arch) -> BatchCost:
+        return evaluate_batch(problem, arrays, arch)
+
+
+def _invalid(problem: Problem, reason: str) -> Cost:
+    return Cost(
+        cycles=math.inf,
+        energy_pj=math.inf,
+        macs=problem.macs,
+        utilization=0.0,
+        bound=COMPUTE_BOUND,
+        compute_cycles=math.inf,
+        compute_energy_pj=0.0,
+        utilized_pes=0,
+        levels=(),
+        valid=False,
+        reason=reason,
+    )
