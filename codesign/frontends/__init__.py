@@ -1,0 +1,46 @@
+"""Frontends: the only place foreign model formats are read.
+
+`load_model` dispatches on what the user named: an ``.onnx`` file, a printed cascade (``.ein``
+text, see docs/ir.md), a SCALE-Sim topology ``.csv``, or a single layer spec (``gemm:M=..``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from codesign.errors import InputError
+from codesign.ir.cascade import Cascade
+
+
+def load_model(spec: str, dims: Mapping[str, int] | None = None) -> Cascade:
+    """The Cascade for a model file or layer spec; InputError for anything unreadable."""
+    from codesign.frontends.layers import is_layer_spec, parse_layer_spec
+
+    if is_layer_spec(spec):
+        return parse_layer_spec(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{spec}: no such file")
+    if path.is_dir():
+        raise InputError(f"{spec}: is a directory, expected a model file")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from codesign.frontends.onnx import load_onnx
+
+        return load_onnx(path, dims=dims)
+    if suffix in (".ein", ".cascade"):
+        from codesign.ir.parser import parse_cascade
+
+        try:
+            return parse_cascade(path.read_text())
+        except InputError as exc:
+            raise InputError(f"{spec}: {exc}") from None
+    if suffix == ".csv":
+        from codesign.frontends.scalesim import load_topology_cascade
+
+        return load_topology_cascade(path)
+    raise InputError(
+        f"{spec}: unknown model format {suffix or '(no suffix)'} "
+        "(expected .onnx, .ein, a SCALE-Sim .csv, or gemm:/conv: layer spec)"
+    )

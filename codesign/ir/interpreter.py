@@ -15,6 +15,7 @@ import numpy as np
 
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum, Role
+from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 
@@ -133,7 +134,7 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
         and tuple(extents[v] for v in plain) == spec.shape  # type: ignore[index]
     ):
         perm = [out_vars.index(v) for v in plain]  # type: ignore[arg-type]
-        env[spec.name] = np.ascontiguousarray(np.transpose(result, perm)).astype(dtype, copy=False)
+        env[spec.name] = _cast(np.ascontiguousarray(np.transpose(result, perm)), spec.dtype)
         return
     target = env.get(spec.name)
     if target is None:
@@ -143,7 +144,19 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
         _affine_values(i, extents, out_vars)  # type: ignore[arg-type]
         for i in einsum.output.indices
     )
-    target[index] = result
+    target[index] = _cast(result, spec.dtype)
+
+
+def _cast(values: Array, dtype: DType) -> Array:
+    """Store `values` as `dtype`.  Integers saturate to the type's range instead of wrapping;
+    floats convert to integers by truncation, as NumPy and ONNX Cast do (quantisation passes
+    write an explicit round)."""
+    if dtype.is_int and dtype is not DType.U8:
+        lo, hi = -(2 ** (dtype.bits - 1)), 2 ** (dtype.bits - 1) - 1
+        values = np.clip(values, lo, hi)
+    elif dtype is DType.U8:
+        values = np.clip(values, 0, 255)
+    return values.astype(dtype.numpy, copy=False)
 
 
 def _affine_values(index: Affine, extents: Mapping[str, int], order: list[str]) -> Array:
@@ -297,7 +310,10 @@ def _contraction(
             return None
         view, _ = _strided_view(env[factor.tensor], factor.indices, extents, order)  # type: ignore[arg-type]
         used = [k for k, v in enumerate(order) if view.shape[k] != 1 or _uses(factor.indices, v)]  # type: ignore[arg-type]
-        operands.append(view.reshape([view.shape[k] for k in used]))
+        operand = view.reshape([view.shape[k] for k in used])
+        if operand.dtype.kind in "iub":  # accumulate integers without overflow
+            operand = operand.astype(np.int64)
+        operands.append(operand)
         subscripts.append("".join(_LETTERS[k] for k in used))
     out_vars = [k for k, v in enumerate(order) if v not in einsum.reduced]
     # every output var must appear in some operand; broadcast the rest afterwards

@@ -1,0 +1,173 @@
+"""`codesign ir | stats | run | ops`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from codesign.errors import InputError
+from codesign.frontends import load_model
+from codesign.ir.cascade import Cascade
+from codesign.ir.printer import print_cascade
+from codesign.ir.stats import cascade_stats
+
+
+def _dims(pairs: list[str]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not value.strip().isdigit():
+            raise InputError(f"--dim {pair!r}: expected NAME=N")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def load_from_args(args: argparse.Namespace) -> Cascade:
+    """The cascade named by MODEL or --llm (with --batch/--seq/--phase/--kv-len)."""
+    if getattr(args, "llm", None):
+        if args.model:
+            raise InputError("give either MODEL or --llm, not both")
+        from codesign.frontends.llm import llm_from_spec
+
+        return llm_from_spec(
+            args.llm, batch=args.batch, seq=args.seq, phase=args.phase, kv_len=args.kv_len
+        )
+    if not args.model:
+        raise InputError("no model given (MODEL or --llm NAME)")
+    return load_model(args.model, dims=_dims(args.dim))
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    sys.stdout.write(print_cascade(load_from_args(args)))
+    return 0
+
+
+def _fmt(n: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:g}"
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    cascade = load_from_args(args)
+    stats = cascade_stats(cascade)
+    rows = [
+        {
+            "name": s.name, "op": s.op, "points": s.points, "macs": s.macs, "flops": s.flops,
+            "ops": dict(s.ops), "input_bytes": s.input_bytes, "output_bytes": s.output_bytes,
+            "intensity_flops_per_byte": round(s.intensity_flops_per_byte, 3)
+            if s.total_bytes else None,
+        }
+        for s in stats.einsums
+    ]  # fmt: skip
+    weight_bytes = sum(t.size_bytes for t in cascade.weights)
+    total = {
+        "einsums": len(rows),
+        "macs": stats.macs,
+        "flops": stats.flops,
+        "ops": stats.ops(),
+        "weight_bytes": weight_bytes,
+        "params": sum(t.size for t in cascade.weights),
+    }
+    if args.json:
+        text = json.dumps({"model": cascade.name, "einsums": rows, "total": total}, indent=1)
+        if args.json == "-":
+            print(text)
+            return 0
+        Path(args.json).write_text(text)
+    table = Table(title=f"{cascade.name}: {len(rows)} Einsums")
+    for col in ("Einsum", "op", "MACs", "other ops", "in bytes", "out bytes", "FLOP/B"):
+        table.add_column(col, justify="left" if col in ("Einsum", "op") else "right")
+    for r in rows:
+        other = sum(r["ops"].values())
+        table.add_row(
+            r["name"],
+            r["op"],
+            _fmt(r["macs"]),
+            _fmt(other),
+            _fmt(r["input_bytes"]),
+            _fmt(r["output_bytes"]),
+            "-"
+            if r["intensity_flops_per_byte"] is None
+            else f"{r['intensity_flops_per_byte']:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"total: {_fmt(stats.macs)} MACs, {_fmt(stats.flops)} FLOPs, "
+        f"{_fmt(total['params'])} parameters ({_fmt(weight_bytes)}B of weights)"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from codesign.ir.inputs import random_integers, sample_inputs
+    from codesign.ir.interpreter import interpret
+
+    cascade = load_from_args(args)
+    if args.inputs:
+        try:
+            with np.load(args.inputs) as data:
+                inputs = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{args.inputs}: cannot read inputs ({exc})") from None
+    else:
+        inputs = sample_inputs(cascade, args.seed)
+    missing_weights = [t.name for t in cascade.weights if t.data is None and t.name not in inputs]
+    if missing_weights:
+        rng = np.random.default_rng(args.seed + 1)
+        for name in missing_weights:
+            spec = cascade.tensor(name)
+            if spec.dtype.is_int:
+                inputs[name] = random_integers(rng, spec.shape, spec.dtype)
+            else:
+                inputs[name] = (rng.standard_normal(spec.shape) * 0.02).astype(spec.dtype.numpy)
+    outputs = interpret(cascade, inputs)
+    console = Console()
+    for name, value in outputs.items():
+        console.print(
+            f"{name}: shape {tuple(value.shape)} {value.dtype}, mean {value.mean():.6g}, "
+            f"std {value.std():.6g}"
+        )
+    if args.model and args.model.endswith(".onnx") and not args.no_compare:
+        return _compare_onnxruntime(args.model, cascade, inputs, outputs, console)
+    return 0
+
+
+def _compare_onnxruntime(path: str, cascade: Cascade, inputs, outputs, console: Console) -> int:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        console.print("onnxruntime not installed: no comparison (pip install onnxruntime)")
+        return 0
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {}
+    from codesign.ir.builder import sanitize
+
+    for inp in session.get_inputs():
+        key = inp.name if inp.name in inputs else sanitize(inp.name)
+        feeds[inp.name] = inputs[key]
+    reference = session.run(None, feeds)
+    worst = 0.0
+    for meta, ref in zip(session.get_outputs(), reference, strict=True):
+        key = meta.name if meta.name in outputs else sanitize(meta.name)
+        ours = outputs[key]
+        err = float(np.max(np.abs(ours.astype(np.float64) - ref)) / (np.max(np.abs(ref)) + 1e-30))
+        worst = max(worst, err)
+        console.print(f"{meta.name}: max |error| / max |ref| vs onnxruntime = {err:.3e}")
+    return 0 if worst < 1e-3 else 1
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from codesign.frontends.onnx import supported_ops
+
+    for op in supported_ops():
+        print(op)
+    return 0

@@ -1,0 +1,47 @@
+"""Seeded sample inputs for a cascade (the CLI's `run` and the passes' error reports)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codesign.ir.cascade import Cascade
+from codesign.ir.dtypes import DType
+from codesign.ir.index import Gathered
+
+
+def _gather_bound(cascade: Cascade, tensor: str) -> int | None:
+    """Smallest table dimension that `tensor` indexes through a gather, if any."""
+    bound: int | None = None
+    for einsum in cascade.einsums:
+        for access in einsum.inputs:
+            table = cascade.tensor(access.tensor)
+            for index, size in zip(access.indices, table.shape, strict=True):
+                if isinstance(index, Gathered) and index.tensor == tensor:
+                    bound = size if bound is None else min(bound, size)
+    return bound
+
+
+def sample_inputs(cascade: Cascade, seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal floats; integer inputs used as gather indices are uniform over the table;
+    low-bit (<= 8-bit) integers are uniform over their range (at most [-8, 8)); other integer
+    and boolean inputs (masks) are ones."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for tensor in cascade.inputs:
+        if tensor.dtype.is_float:
+            values[tensor.name] = rng.standard_normal(tensor.shape).astype(tensor.dtype.numpy)
+            continue
+        bound = _gather_bound(cascade, tensor.name)
+        if bound is None and tensor.dtype.is_int and tensor.dtype.bits <= 8:
+            values[tensor.name] = random_integers(rng, tensor.shape, tensor.dtype)
+        elif bound is None:
+            values[tensor.name] = np.ones(tensor.shape, dtype=tensor.dtype.numpy)
+        else:
+            values[tensor.name] = rng.integers(0, bound, tensor.shape).astype(tensor.dtype.numpy)
+    return values
+
+
+def random_integers(rng: np.random.Generator, shape: tuple[int, ...], dtype: DType) -> np.ndarray:
+    """Uniform integers over the type's signed range, at most [-8, 8)."""
+    half = min(8, 2 ** (dtype.bits - 1))
+    return rng.integers(-half, half, shape).astype(dtype.numpy)
