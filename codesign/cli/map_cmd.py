@@ -1,10 +1,252 @@
-"""`codesign map MODEL --hw HW.yaml` (wired once the mapper lands)."""
+"""`codesign map MODEL --hw HW.yaml`: map every Einsum, report cycles, energy and bottlenecks."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from codesign.errors import InputError
+from codesign.hwmodels.arch import Arch, Dataflow
+from codesign.mapper.cascade import CascadeMapper, CascadeResult
+from codesign.mapper.mapping import Mapping, load_mapping
+from codesign.mapper.search import Constraints, Objective, SearchOptions
+from codesign.sim.cost import CostModel
+
+
+def cost_models() -> dict[str, Callable[[], CostModel]]:
+    """Cost models selectable with --model."""
+    from codesign.sim.analytical import AnalyticalModel
+
+    models: dict[str, Callable[[], CostModel]] = {"analytical": AnalyticalModel}
+    try:
+        from codesign.sim.systolic import SystolicCostModel
+    except ImportError:
+        return models
+    models["cycle"] = SystolicCostModel
+    return models
 
 
 def add_parser(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    del sub, model_args
+    p = sub.add_parser("map", help="map a model onto hardware: cycles, energy, utilization, bound")
+    model_args(p)
+    p.add_argument("--hw", required=True, metavar="HW.yaml", help="hardware description")
+    p.add_argument(
+        "--model", dest="cost_model", default="analytical", help="cost model: analytical | cycle"
+    )
+    p.add_argument("--objective", choices=[o.value for o in Objective], default="edp")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluations", type=int, default=None, help="mapper budget per layer")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help="mapper time budget per layer in seconds",
+    )
+    p.add_argument("--dataflow", choices=[d.value for d in Dataflow], default=None)
+    p.add_argument("--min-utilization", type=float, default=0.0)
+    p.add_argument(
+        "--bypass",
+        action="append",
+        default=[],
+        metavar="LEVEL:TENSOR",
+        help="forbid LEVEL from keeping TENSOR (repeatable)",
+    )
+    p.add_argument("--max-factor", action="append", default=[], metavar="LEVEL:DIM:N")
+    p.add_argument("--fixed-order", action="append", default=[], metavar="LEVEL:D1,D2,...")
+    p.add_argument("--mapping", metavar="FILE|DIR", help="evaluate given mapping(s) (YAML)")
+    p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
+    p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
+    p.add_argument("--plot", metavar="PATH", help="energy breakdown + latency chart (.png/.svg)")
+    p.add_argument("--baseline", metavar="OTHER.yaml", help="also map onto OTHER and compare")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_map)
+
+
+def _constraints(args: argparse.Namespace) -> Constraints:
+    def split(text: str, parts: int, flag: str) -> list[str]:
+        items = text.split(":")
+        if len(items) != parts or not all(items):
+            raise InputError(f"{flag} {text!r}: expected {':'.join(['X'] * parts)}")
+        return items
+
+    max_factors = []
+    for text in args.max_factor:
+        level, dim, n = split(text, 3, "--max-factor")
+        if not n.isdigit():
+            raise InputError(f"--max-factor {text!r}: N must be a positive integer")
+        max_factors.append((level, dim, int(n)))
+    orders = [
+        (lv, tuple(d.split(",")))
+        for lv, d in (split(t, 2, "--fixed-order") for t in args.fixed_order)
+    ]
+    bypass = [tuple(split(t, 2, "--bypass")) for t in args.bypass]
+    if not 0.0 <= args.min_utilization <= 1.0:
+        raise InputError("--min-utilization must be within [0, 1]")
+    return Constraints(
+        fixed_orders=tuple(orders), max_factors=tuple(max_factors),
+        min_utilization=args.min_utilization, bypass=tuple(bypass),  # type: ignore[arg-type]
+        dataflow=Dataflow(args.dataflow) if args.dataflow else None,
+    )  # fmt: skip
+
+
+def _given_mappings(path: str | None, cascade, arch: Arch) -> dict[str, Mapping]:
+    if path is None:
+        return {}
+    from codesign.mapper.from_ir import problem_from_einsum
+
+    files = sorted(Path(path).glob("*.yaml")) if Path(path).is_dir() else [Path(path)]
+    if not files or not files[0].exists():
+        raise InputError(f"{path}: no mapping file found")
+    problems = {e.name: problem_from_einsum(e, cascade) for e in cascade.einsums}
+    problems = {k: v for k, v in problems.items() if v is not None}
+    given: dict[str, Mapping] = {}
+    for file in files:
+        name = _problem_name(file)
+        if name not in problems and len(problems) == 1 and len(files) == 1:
+            name = next(iter(problems))
+        if name not in problems:
+            raise InputError(
+                f"{file}: problem {name!r} is not a MAC Einsum of {cascade.name} "
+                f"(known: {', '.join(problems) or 'none'})"
+            )
+        given[name] = load_mapping(file, problems[name], arch)
+    return given
+
+
+def _problem_name(file: Path) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{file}: cannot read mapping ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("problem"), str):
+        raise InputError(f"{file}: a mapping needs a 'problem' name")
+    return data["problem"]
+
+
+def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> CascadeResult:
+    from codesign.hwmodels import load_arch
+
+    arch = load_arch(hw_path)
+    models = cost_models()
+    if args.cost_model not in models:
+        raise InputError(f"--model {args.cost_model!r}: unknown (known: {', '.join(models)})")
+    options = SearchOptions(
+        objective=Objective(args.objective),
+        seed=args.seed,
+        time_budget_s=args.time_budget,
+        **({"max_evaluations": args.evaluations} if args.evaluations else {}),
+    )
+    mapper = CascadeMapper(
+        constraints=_constraints(args), options=options, model=models[args.cost_model]()
+    )
+    given = _given_mappings(args.mapping, cascade, arch)
+    if quiet:
+        return mapper.map(cascade, arch, given)
+    columns = (
+        TextColumn("mapping {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"{cascade.name} on {arch.name}", total=len(cascade.einsums))
+
+        def tick(name: str) -> None:
+            bar.advance(task)
+
+        return mapper.map(cascade, arch, given, progress=tick)
+
+
+_PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0), ("m", 1e-3),
+             ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12))
+
+
+def _si(value: float, unit: str) -> str:
+    """``value`` with an SI prefix, e.g. 5.67e-05 J -> '56.7 µJ'; MACs never go below 1."""
+    for prefix, scale in _PREFIXES:
+        if abs(value) >= scale or (unit == "" and scale == 1.0):
+            return f"{value / scale:.3g} {prefix}{unit}".rstrip()
+    return f"{value:.3g} {unit}"
+
+
+def print_result(result: CascadeResult, console: Console) -> None:
+    table = Table(title=f"{result.model} on {result.arch}")
+    for col in ("Einsum", "op", "kind", "MACs", "cycles", "energy", "util", "bound"):
+        table.add_column(
+            col, justify="left" if col in ("Einsum", "op", "kind", "bound") else "right"
+        )
+    for e in result.einsums:
+        if e.kind.value == "view":
+            continue
+        table.add_row(
+            e.name,
+            e.op,
+            e.kind.value,
+            _si(e.cost.macs, ""),
+            f"{e.cost.cycles:,.0f}",
+            _si(e.cost.energy_pj * 1e-12, "J"),
+            f"{e.cost.utilization:.2f}",
+            e.cost.bound,
+        )
+    console.print(table)
+    views = sum(1 for e in result.einsums if e.kind.value == "view")
+    console.print(
+        f"total: {result.cycles:,.0f} cycles ({_si(result.latency_s, 's')}), "
+        f"{_si(result.energy_pj * 1e-12, 'J')}, {_si(result.macs, 'MACs')}"
+        + (f"; {views} views folded into their consumers" if views else "")
+    )
+    parts = ", ".join(
+        f"{k} {v / result.energy_pj:.1%}"
+        for k, v in sorted(result.energy_by_level_pj().items(), key=lambda kv: -kv[1])
+    )
+    console.print(f"energy by level: {parts}")
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from codesign.cli.commands import load_from_args
+    from codesign.sim.report import plot_result, result_dict
+
+    cascade = load_from_args(args)
+    quiet = args.quiet or not sys.stderr.isatty()
+    result = run_map(args, cascade, args.hw, quiet)
+    baseline = None
+    if args.baseline:
+        base_args = argparse.Namespace(**{**vars(args), "mapping": None})
+        baseline = run_map(base_args, cascade, args.baseline, quiet)
+    doc = result_dict(result)
+    if baseline is not None:
+        doc["baseline"] = result_dict(baseline)
+        doc["speedup"] = baseline.cycles / result.cycles if result.cycles else None
+        doc["energy_ratio"] = result.energy_pj / baseline.energy_pj if baseline.energy_pj else None
+    if args.mapping_out:
+        out = Path(args.mapping_out)
+        out.mkdir(parents=True, exist_ok=True)
+        for e in result.einsums:
+            if e.mapping is not None:
+                (out / f"{e.name}.yaml").write_text(e.mapping.to_yaml())
+    if args.plot:
+        plot_result(result, args.plot, baseline)
+    if args.json == "-":
+        print(json.dumps(doc, indent=1))
+        return 0
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1))
+    console = Console()
+    print_result(result, console)
+    if baseline is not None:
+        print_result(baseline, console)
+        console.print(
+            f"speedup over {baseline.arch}: {doc['speedup']:.2f}x; energy ratio "
+            f"{doc['energy_ratio']:.3f} ({result.arch} / {baseline.arch})"
+        )
+    return 0

@@ -121,11 +121,12 @@ def conv(
             Affine.of([("q", stride), ("s", dilation)]),
         ),
     )
+    # loop variable m for output channels, as Timeloop names it (mappings refer to loop names)
     b.einsum(
         "conv",
-        var_access(y, "nkpq"),
-        Binary(BinaryOp.MUL, window, var_access(wt, "kcrs")),
-        {"n": n, "k": k, "p": p, "q": q, "c": c, "r": r, "s": s},
+        var_access(y, "nmpq"),
+        Binary(BinaryOp.MUL, window, var_access(wt, "mcrs")),
+        {"n": n, "m": k, "p": p, "q": q, "c": c, "r": r, "s": s},
         ReduceOp.SUM,
         ("c", "r", "s"),
         op="Conv",

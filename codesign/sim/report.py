@@ -1,0 +1,84 @@
+"""Reports of a mapped cascade: JSON-ready dictionaries and matplotlib figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codesign.mapper.cascade import CascadeResult
+
+
+def result_dict(result: CascadeResult) -> dict[str, Any]:
+    """The ``--json`` document: per-Einsum rows and totals (units in the keys)."""
+    rows = []
+    for e in result.einsums:
+        rows.append({
+            "name": e.name,
+            "op": e.op,
+            "kind": e.kind.value,
+            "macs": e.cost.macs,
+            "cycles": e.cost.cycles,
+            "energy_pj": e.cost.energy_pj,
+            "utilization": e.cost.utilization,
+            "bound": e.cost.bound,
+            "utilized_pes": e.cost.utilized_pes,
+            "energy_by_level_pj": {lv.name: lv.energy_pj for lv in e.cost.levels}
+            | {"compute": e.cost.compute_energy_pj},
+            "mapper_evaluations": e.evaluations,
+        })  # fmt: skip
+    return {
+        "model": result.model,
+        "arch": result.arch,
+        "einsums": rows,
+        "total": {
+            "cycles": result.cycles,
+            "energy_pj": result.energy_pj,
+            "macs": result.macs,
+            "latency_s": result.latency_s,
+            "energy_by_level_pj": result.energy_by_level_pj(),
+        },
+    }
+
+
+def plot_result(
+    result: CascadeResult, path: str | Path, baseline: CascadeResult | None = None
+) -> None:
+    """Energy breakdown by level (bar chart) and latency per Einsum; PNG or SVG by suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_energy, ax_latency) = plt.subplots(
+        1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2.2]}
+    )
+    runs = [result] + ([baseline] if baseline is not None else [])
+    levels: list[str] = []
+    for run in runs:
+        for name in run.energy_by_level_pj():
+            if name not in levels:
+                levels.append(name)
+    bottom = [0.0] * len(runs)
+    for level in levels:
+        values = [run.energy_by_level_pj().get(level, 0.0) / 1e6 for run in runs]
+        ax_energy.bar([run.arch for run in runs], values, bottom=bottom, label=level)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax_energy.set_ylabel("energy (µJ)")
+    ax_energy.set_title(f"{result.model}: energy by level")
+    ax_energy.legend(fontsize=8)
+    shown = [e for e in result.einsums if e.cost.cycles > 0]
+    ax_latency.bar(
+        range(len(shown)),
+        [e.cost.cycles for e in shown],
+        color=["tab:blue" if e.cost.bound == "compute" else "tab:red" for e in shown],
+    )
+    ax_latency.set_xticks(range(len(shown)))
+    ax_latency.set_xticklabels([e.name for e in shown], rotation=90, fontsize=6)
+    ax_latency.set_ylabel("cycles")
+    ax_latency.set_yscale("log")
+    ax_latency.set_title(
+        f"latency per Einsum on {result.arch} (blue: compute-bound, red: memory-bound)"
+    )
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
