@@ -25,10 +25,8 @@ def cost_models() -> dict[str, Callable[[], CostModel]]:
     from codesign.sim.analytical import AnalyticalModel
 
     models: dict[str, Callable[[], CostModel]] = {"analytical": AnalyticalModel}
-    try:
-        from codesign.sim.systolic import SystolicCostModel
-    except ImportError:
-        return models
+    from codesign.sim.systolic_cost import SystolicCostModel
+
     models["cycle"] = SystolicCostModel
     return models
 
@@ -134,9 +132,9 @@ def _problem_name(file: Path) -> str:
 
 
 def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> CascadeResult:
-    from codesign.hwmodels import load_arch
+    from codesign.hwmodels.hardware import load_hardware
 
-    arch = load_arch(hw_path)
+    arch = load_hardware(hw_path)
     models = cost_models()
     if args.cost_model not in models:
         raise InputError(f"--model {args.cost_model!r}: unknown (known: {', '.join(models)})")
@@ -167,8 +165,17 @@ def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> Cas
         return mapper.map(cascade, arch, given, progress=tick)
 
 
-_PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0), ("m", 1e-3),
-             ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12))
+_PREFIXES = (
+    ("T", 1e12),
+    ("G", 1e9),
+    ("M", 1e6),
+    ("k", 1e3),
+    ("", 1.0),
+    ("m", 1e-3),
+    ("µ", 1e-6),
+    ("n", 1e-9),
+    ("p", 1e-12),
+)
 
 
 def _si(value: float, unit: str) -> str:

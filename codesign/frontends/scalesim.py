@@ -36,6 +36,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from codesign.errors import InputError
+from codesign.ir.builder import CascadeBuilder, sanitize, var_access
+from codesign.ir.cascade import Cascade, Role
+from codesign.ir.dtypes import DType
+from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp
+from codesign.ir.index import Affine
 from codesign.sim.systolic import ConvShape, Dataflow, SystolicArray
 
 _E = TypeVar("_E", bound=Enum)
@@ -364,3 +369,85 @@ def load_topology(path: str | Path, kind: TopologyKind | None = None) -> tuple[S
     """Read a SCALE-Sim topology ``.csv``; errors read ``file:line: what``."""
     text, name = _read_text(path)
     return parse_topology_text(text, source=name, kind=kind)
+
+
+# ---------------------------------------------------------------------------------- to the IR
+def layers_to_cascade(layers: tuple[ScaleSimLayer, ...], name: str = "topology") -> Cascade:
+    """One MAC Einsum per topology row, 8-bit as SCALE-Sim's words; each layer has its own
+    input, weight and output tensors (SCALE-Sim simulates layers independently).
+
+    Conv rows keep their convolution form (output size as SCALE-Sim computes it; a last partial
+    window reads past the input and is guarded); GEMM rows are ``Y[m,n] = sum[k] A[m,k]*B[k,n]``.
+    """
+    b = CascadeBuilder(name)
+    for layer in layers:
+        hint = sanitize(layer.name)
+        if layer.conv is None:
+            a = b.tensor(f"{hint}_A", (layer.m, layer.k), DType.I8, Role.INPUT, ranks=("M", "K"))
+            w = b.tensor(f"{hint}_B", (layer.k, layer.n), DType.I8, Role.WEIGHT, ranks=("K", "N"))
+            y = b.tensor(f"{hint}_Y", (layer.m, layer.n), DType.I8, Role.OUTPUT, ranks=("M", "N"))
+            b.einsum(
+                hint,
+                var_access(y, "mn"),
+                Binary(BinaryOp.MUL, var_access(a, "mk"), var_access(w, "kn")),
+                {"m": layer.m, "n": layer.n, "k": layer.k},
+                ReduceOp.SUM,
+                ("k",),
+                op="Gemm",
+            )
+            continue
+        c = layer.conv
+        p, q = c.ofmap_height, c.ofmap_width
+        x = b.tensor(
+            f"{hint}_ifmap",
+            (1, c.channels, c.ifmap_height, c.ifmap_width),
+            DType.I8,
+            Role.INPUT,
+            ranks=("N", "C", "H", "W"),
+        )
+        w = b.tensor(
+            f"{hint}_filter",
+            (c.num_filters, c.channels, c.filter_height, c.filter_width),
+            DType.I8,
+            Role.WEIGHT,
+            ranks=("M", "C", "R", "S"),
+        )
+        y = b.tensor(
+            f"{hint}_ofmap",
+            (1, c.num_filters, p, q),
+            DType.I8,
+            Role.OUTPUT,
+            ranks=("N", "M", "P", "Q"),
+        )
+        window = Access(
+            x,
+            (
+                Affine.var("n"),
+                Affine.var("c"),
+                Affine.of([("p", c.stride_height), ("r", 1)]),
+                Affine.of([("q", c.stride_width), ("s", 1)]),
+            ),
+        )
+        b.einsum(
+            hint,
+            var_access(y, "nmpq"),
+            Binary(BinaryOp.MUL, window, var_access(w, "mcrs")),
+            {
+                "n": 1,
+                "m": c.num_filters,
+                "p": p,
+                "q": q,
+                "c": c.channels,
+                "r": c.filter_height,
+                "s": c.filter_width,
+            },
+            ReduceOp.SUM,
+            ("c", "r", "s"),
+            op="Conv",
+        )
+    return b.build()
+
+
+def load_topology_cascade(path: str | Path) -> Cascade:
+    """A SCALE-Sim topology ``.csv`` as a Cascade (see `layers_to_cascade`)."""
+    return layers_to_cascade(load_topology(path), Path(path).stem)

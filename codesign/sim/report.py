@@ -18,6 +18,7 @@ def result_dict(result: CascadeResult) -> dict[str, Any]:
             "kind": e.kind.value,
             "macs": e.cost.macs,
             "cycles": e.cost.cycles,
+            "compute_cycles": e.cost.compute_cycles,
             "energy_pj": e.cost.energy_pj,
             "utilization": e.cost.utilization,
             "bound": e.cost.bound,

@@ -48,18 +48,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 import numpy.typing as npt
 
-
-class Dataflow(Enum):
-    """Which operand stays in the PEs: weights, outputs or inputs."""
-
-    WS = "ws"
-    OS = "os"
-    IS = "is"
+from codesign.hwmodels.arch import Dataflow
 
 
 def _check_positive_int(name: str, value: object) -> int:
