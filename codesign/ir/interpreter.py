@@ -134,7 +134,9 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
         and tuple(extents[v] for v in plain) == spec.shape  # type: ignore[index]
     ):
         perm = [out_vars.index(v) for v in plain]  # type: ignore[arg-type]
-        env[spec.name] = _cast(np.ascontiguousarray(np.transpose(result, perm)), spec.dtype)
+        # ascontiguousarray turns a 0-d array into shape (1,): reshape keeps rank-0 tensors
+        value = np.ascontiguousarray(np.transpose(result, perm)).reshape(spec.shape)
+        env[spec.name] = _cast(value, spec.dtype)
         return
     target = env.get(spec.name)
     if target is None:
@@ -222,7 +224,7 @@ def _strided_view(
             mask = ok if mask is None else mask & ok
     if any(p != (0, 0) for p in pads):
         array = np.pad(array, pads)
-    array = np.ascontiguousarray(array)
+    array = np.ascontiguousarray(array).reshape(array.shape)  # keep rank 0 (not (1,))
     itemsize = array.itemsize
     elem_strides = [s // itemsize for s in array.strides]
     offset = 0
