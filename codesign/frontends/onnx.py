@@ -334,7 +334,10 @@ class _Importer:
         """Give each lowered tensor its ONNX value's name where that name is free."""
         taken = {t.name for t in cascade.tensors}
         mapping: dict[str, str] = {}
-        for onnx_name, tensor in self.ctx.values.items():
+        # graph outputs first: an aliased value (Identity) takes the output's name
+        order = [o.name for o in self.model.graph.output] + list(self.ctx.values)
+        for onnx_name in order:
+            tensor = self.ctx.values[onnx_name]
             want = sanitize(onnx_name)
             if tensor == want or tensor in mapping or want in taken:
                 continue

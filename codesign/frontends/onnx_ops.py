@@ -81,11 +81,22 @@ def _register(*op_types: str) -> Callable[[Lowering], Lowering]:
 
 # -- helpers
 def attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """The node's attributes by name: strings decoded, floats as their shortest float32 text."""
     out: dict[str, Any] = {}
     for a in node.attribute:
         value = helper.get_attribute_value(a)
-        out[a.name] = value.decode() if isinstance(value, bytes) else value
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, float):
+            value = f32(value)
+        out[a.name] = value
     return out
+
+
+def f32(value: float) -> float:
+    """The shortest decimal that rounds to the same float32 (1e-05, not 9.99999974e-06), so
+    printed constants read as written; the interpreter evaluates constants in float32."""
+    return float(str(np.float32(value)))
 
 
 def hint(node: onnx.NodeProto) -> str:
@@ -130,7 +141,8 @@ def _operands(b: CascadeBuilder, ctx: LoweringContext, names: Sequence[str]) -> 
         inline = c is not None and c.size == 1 and c.dtype.kind in "fiub"
         others = shapes[:k] + shapes[k + 1 :]
         if inline and others and tuple(np.broadcast_shapes(*others)) == full:
-            out.append(float(c.reshape(-1)[0]))  # type: ignore[union-attr]
+            scalar = c.reshape(-1)[0]  # type: ignore[union-attr]
+            out.append(f32(scalar) if c.dtype == np.float32 else float(scalar))  # type: ignore[union-attr]
         else:
             out.append(ctx.tensor(name))
     if all(isinstance(o, float) for o in out):  # keep one tensor to carry the shape
@@ -237,10 +249,9 @@ def _variadic(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> 
 def _where(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tuple[str, ...]:
     names = list(node.input)
     ops = _operands(b, ctx, names)
-    dtype = next(
-        (b.spec(o).dtype for o in ops[1:] if isinstance(o, str)),
-        DType.from_numpy(np.asarray(ctx.const(names[1])).dtype),
-    )
+    tensors = [o for o in ops[1:] if isinstance(o, str)]
+    value = ctx.const(names[1])
+    dtype = b.spec(tensors[0]).dtype if tensors else DType.from_numpy(np.asarray(value).dtype)
     return (elementwise(b, hint(node), ops, lambda c, x, y: Select(c, x, y), "Where", dtype),)
 
 
