@@ -25,6 +25,7 @@ lazily: importing this module never needs it.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ OPSET = 18
 _MISSING_TORCH = "PyTorch frontend needs torch: pip install 'codesign[torch]'"
 # torch logs one warning per torchvision op it cannot register when torchvision is absent.
 _NOISY_LOGGER = "torch.onnx._internal.exporter._registration"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _import_torch():  # -> module torch
@@ -65,6 +67,15 @@ def _as_tuple(example_inputs: object) -> tuple:
     if isinstance(example_inputs, list):
         return tuple(example_inputs)
     return (example_inputs,)
+
+
+def _root_reason(exc: BaseException) -> str:
+    """First line of the innermost cause (the exporter wraps the tracer's error in a long
+    banner with terminal colour codes)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = _ANSI.sub("", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def export_onnx(
@@ -101,8 +112,8 @@ def export_onnx(
                 verbose=False,
             )
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{type(module).__name__}: torch.onnx.export failed: {first}") from exc
+        reason = _root_reason(exc)
+        raise InputError(f"{type(module).__name__}: torch.onnx.export failed: {reason}") from exc
     finally:
         noisy.setLevel(level)
     return program.model_proto
@@ -120,5 +131,9 @@ def load_torch(
     """
     from codesign.frontends.onnx import load_onnx
 
+    label = sanitize(name or type(module).__name__)
     model = export_onnx(module, example_inputs)
-    return load_onnx(model, name=sanitize(name or type(module).__name__))
+    try:
+        return load_onnx(model, name=label)
+    except InputError as exc:  # name the module rather than the in-memory "<model>"
+        raise InputError(str(exc).replace("<model>", f"{label} (exported)", 1)) from None

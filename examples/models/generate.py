@@ -110,10 +110,18 @@ def generate(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: here)")
-    parser.add_argument("--only", nargs="+", choices=ALL, metavar="NAME",
-                        help=f"models to generate (default: all of {', '.join(ALL)})")
-    parser.add_argument("--check", action="store_true",
-                        help="compare each exported file under onnxruntime with torch")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=ALL,
+        metavar="NAME",
+        help=f"models to generate (default: all of {', '.join(ALL)})",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare each exported file under onnxruntime with torch",
+    )
     args = parser.parse_args(argv)  # fmt: skip
     try:
         import torch  # noqa: F401
