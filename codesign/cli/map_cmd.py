@@ -248,7 +248,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     print_result(result, console)
     if baseline is not None:
         print_result(baseline, console)
