@@ -1,0 +1,182 @@
+"""`codesign roofline MODEL|--llm NAME --hw GPU`: per-layer roofline table, totals, JSON, plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from codesign.errors import InputError
+from codesign.hwmodels.gpu import Device, load_device
+from codesign.ir.cascade import Cascade
+from codesign.ir.dtypes import DType
+from codesign.sim.roofline import (
+    PhaseReport,
+    RooflineOptions,
+    RooflineReport,
+    RooflineRow,
+    analyze,
+    by_label,
+    retype,
+    row_dict,
+    tensor_kinds,
+)
+
+_BITS_FLOAT = {32: DType.F32, 16: DType.F16}
+_BITS_INT = {8: DType.I8, 4: DType.I4, 2: DType.I2}
+
+
+def parse_dtype(text: str | None, flag: str) -> DType | None:
+    """``16`` -> f16, ``8`` -> i8, ``4`` -> i4, or a dtype name (``bf16``, ``fp8e4m3``)."""
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text.isdigit():
+        bits = int(text)
+        dtype = _BITS_FLOAT.get(bits) or _BITS_INT.get(bits)
+        if dtype is None:
+            known = ", ".join(str(b) for b in (*_BITS_FLOAT, *_BITS_INT))
+            raise InputError(f"{flag} {text}: unsupported bit width (known: {known})")
+        return dtype
+    try:
+        return DType(text)
+    except ValueError:
+        known = ", ".join(d.value for d in DType)
+        raise InputError(f"{flag} {text!r}: unknown dtype (known: {known})") from None
+
+
+def add_parser(sub, model_args: Callable[..., None]) -> None:
+    p = sub.add_parser(
+        "roofline", help="roofline per layer on a GPU/CPU: ops, bytes, intensity, bound, time"
+    )
+    model_args(p, required=False)
+    p.add_argument(
+        "--hw",
+        required=True,
+        metavar="GPU|HW.yaml",
+        help="GPU preset (a100, a100-80g, h100, h100-pcie, rtx3090, l40) or YAML",
+    )
+    p.add_argument("--wbits", metavar="BITS|DTYPE", help="weight type: 16, 8, 4 or a dtype name")
+    p.add_argument("--abits", metavar="BITS|DTYPE", help="activation type (default: the IR's)")
+    p.add_argument("--kvbits", metavar="BITS|DTYPE", help="KV-cache type (default: activations)")
+    p.add_argument("--flash-attention", action="store_true",
+                   help="attention (QK^T, softmax, SV) as one fused kernel")  # fmt: skip
+    p.add_argument("--both-phases", action="store_true", help="LLM: prefill and decode")
+    p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores")
+    p.add_argument("--per-einsum", action="store_true", help="one table row per kernel")
+    p.add_argument("--json", metavar="PATH", help="write rows and totals as JSON ('-' = stdout)")
+    p.add_argument("--plot", metavar="PATH", help="roofline chart (.png or .svg)")
+    p.set_defaults(func=cmd_roofline)
+
+
+def _phase_cascades(args: argparse.Namespace) -> list[tuple[str, Cascade]]:
+    from codesign.cli.commands import load_from_args
+
+    if not getattr(args, "llm", None):
+        if args.both_phases:
+            raise InputError("--both-phases needs --llm")
+        return [("model", load_from_args(args))]
+    phases = ("prefill", "decode") if args.both_phases else (args.phase,)
+    out = []
+    for phase in phases:
+        args_phase = argparse.Namespace(**{**vars(args), "phase": phase})
+        out.append((phase, load_from_args(args_phase)))
+    return out
+
+
+def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> RooflineOptions:
+    if getattr(args, "llm", None):
+        from codesign.sim.roofline_llm import llm_options
+
+        return llm_options(cascade, device, flash_attention=args.flash_attention, tf32=args.tf32)
+    if args.flash_attention:
+        from codesign.sim.roofline_llm import attention_options
+
+        return attention_options(cascade, device, tf32=args.tf32)
+    return RooflineOptions(tf32=args.tf32)
+
+
+def build_report(args: argparse.Namespace) -> RooflineReport:
+    device = load_device(args.hw)
+    weight = parse_dtype(args.wbits, "--wbits")
+    act = parse_dtype(args.abits, "--abits")
+    kv = parse_dtype(args.kvbits, "--kvbits") or act
+    reports: list[PhaseReport] = []
+    name = ""
+    for phase, cascade in _phase_cascades(args):
+        name = cascade.name
+        options = _options(args, cascade, device)
+        if weight or act or kv:
+            kinds = tensor_kinds(cascade, options.kv_tensors)
+            cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
+        reports.append(analyze(cascade, device, options, phase))
+    return RooflineReport(name, device, tuple(reports))
+
+
+def _fmt(n: float, unit: str = "") -> str:
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{prefix}{unit}"
+    return f"{n:.3g}{unit}"
+
+
+def _rows(report: PhaseReport, per_einsum: bool) -> tuple[RooflineRow, ...]:
+    return report.rows if per_einsum else by_label(report.rows)
+
+
+def _print(report: RooflineReport, per_einsum: bool, console: Console) -> None:
+    for phase in report.phases:
+        table = Table(title=f"{report.model} on {report.device.name}: {phase.phase}")
+        for col in ("layer", "n", "OPs", "memory", "weights", "KV cache", "op/B", "time ms",
+                    "bound"):  # fmt: skip
+            table.add_column(col, justify="left" if col in ("layer", "bound") else "right")
+        for r in _rows(phase, per_einsum):
+            intensity = r.intensity_ops_per_byte
+            table.add_row(
+                r.label if not per_einsum else r.name, str(r.count), _fmt(r.ops),
+                _fmt(r.memory_bytes, "B"), _fmt(r.weights_bytes, "B"), _fmt(r.kv_bytes, "B"),
+                "-" if intensity == float("inf") else f"{intensity:,.1f}", f"{r.time_ms:.4f}",
+                r.bound,
+            )  # fmt: skip
+        console.print(table)
+        t = phase.totals
+        console.print(
+            f"total {phase.phase}: {_fmt(t.ops)} ops ({t.ops:.4e}), {_fmt(t.memory_bytes, 'B')} "
+            f"memory ({t.memory_bytes:.4e} B), weights {_fmt(t.weights_bytes, 'B')}, KV cache "
+            f"{_fmt(t.kv_bytes, 'B')}, time {t.time_ms:.3f} ms, footprint "
+            f"{_fmt(t.footprint_bytes, 'B')}"
+        )
+
+
+def report_json(report: RooflineReport, per_einsum: bool) -> dict[str, object]:
+    return {
+        "model": report.model,
+        "hw": report.device.name,
+        "rows": [row_dict(r) for p in report.phases for r in _rows(p, per_einsum)],
+        "totals": {p.phase: p.totals.as_dict() for p in report.phases},
+    }
+
+
+def cmd_roofline(args: argparse.Namespace) -> int:
+    report = build_report(args)
+    if args.json:
+        text = json.dumps(report_json(report, args.per_einsum), indent=1)
+        if args.json == "-":
+            sys.stdout.write(text + "\n")
+            return 0
+        Path(args.json).write_text(text)
+    _print(report, args.per_einsum, Console())
+    if args.plot:
+        from codesign.sim.roofline_plot import plot_roofline
+
+        rows = [r for p in report.phases for r in _rows(p, args.per_einsum)]
+        phases = " vs ".join(p.phase for p in report.phases)
+        out = plot_roofline(rows, report.device, args.plot, f"{report.model} ({phases}) on "
+                            f"{report.device.name}")  # fmt: skip
+        Console().print(f"plot written to {out}")
+    return 0
