@@ -174,3 +174,42 @@ _LAYER = re.compile(r"^(?:l|layer|layers|blk|block|h)[._]?(\d+)[._]")
 def _layer_prefix(name: str) -> str:
     match = _LAYER.match(name)
     return match.group(0) if match else ""
+
+
+# Suffixes CascadeBuilder gives the Einsums of its multi-Einsum lowerings (softmax, layernorm).
+_LOWERING_SUFFIXES = (
+    "_max", "_exp", "_sum", "_div", "_mean", "_centre", "_sq", "_var", "_rstd", "_norm",
+    "_scale", "_bias",
+)  # fmt: skip
+
+
+def layer_label(einsum: Einsum) -> str:
+    """The layer type of an Einsum: its name without the layer prefix (``l3_``, ``layers.3.``)
+    and without the suffix of a multi-Einsum lowering (``attn_norm_rstd`` -> ``attn_norm``)."""
+    name = einsum.name[len(_layer_prefix(einsum.name)) :]
+    for suffix in _LOWERING_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def kv_cache_tensors(cascade: Cascade) -> frozenset[str]:
+    """Tensors that hold the KV cache: named ``*k_cache*``/``*v_cache*``/``past_key*``/``*kv*``.
+
+    Views propagate KV-ness (``tensor_kinds``), so the concat of the cache and the new entries,
+    and the new entries themselves, count as KV too.
+    """
+    pattern = re.compile(r"(^|_)(k|v|kv)_?cache|past_(key|value)|present_(key|value)")
+    return frozenset(t.name for t in cascade.tensors if pattern.search(t.name))
+
+
+def llm_options(
+    cascade: Cascade, device: Device, flash_attention: bool = False, tf32: bool = False
+) -> RooflineOptions:
+    """Options for an LLM-builder cascade: layer-type labels, KV cache, optional fused attention."""
+    return RooflineOptions(
+        groups=attention_groups(cascade, device) if flash_attention else (),
+        labels=tuple((e.name, layer_label(e)) for e in cascade.einsums),
+        kv_tensors=kv_cache_tensors(cascade),
+        tf32=tf32,
+    )
