@@ -1,0 +1,124 @@
+"""Run a compiled cascade: the stage loop shared by `CompiledCascade.run` and the exported
+runner script.
+
+This file is copied verbatim as ``run.py`` beside an exported library, so it imports only
+NumPy and TVM (never codesign).  Usage of the exported copy::
+
+    python run.py [--device cpu|cuda] [--bench N]
+
+It loads ``manifest.json`` (stage order and buffer shapes), the library (``lib.so``), the
+inputs and weights in ``inputs.npz``, runs every stage in order and, when ``expected.npz``
+(the reference interpreter's outputs) is present, compares the outputs (rtol 1e-4) and exits 1
+on a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RTOL = 1e-4
+ATOL = 1e-5
+
+
+def run_stages(
+    module: Any, manifest: Mapping[str, Any], values: Mapping[str, np.ndarray], device: Any
+) -> dict[str, np.ndarray]:
+    """Run every stage of `manifest` on `module`; `values` holds inputs and weights by name.
+
+    Returns the outputs (by name) as NumPy arrays.  `module` is a TVM module or executable and
+    `device` a TVM device (typed loosely because this file may not import codesign).
+    """
+    tensors = allocate(manifest, values, device)
+    for stage in manifest["stages"]:
+        args = [tensors[name] for name in stage["inputs"]] + [tensors[stage["output"]]]
+        module[stage["symbol"]](*args)
+    return {name: tensors[name].numpy() for name in manifest["outputs"]}
+
+
+def allocate(
+    manifest: Mapping[str, Any], values: Mapping[str, np.ndarray], device: Any
+) -> dict[str, Any]:
+    """TVM tensors for every buffer: given values copied in, the rest uninitialised."""
+    import tvm  # noqa: PLC0415
+
+    tensors: dict[str, Any] = {}
+    for buf in manifest["buffers"]:
+        name, shape, dtype = buf["name"], tuple(buf["shape"]), buf["dtype"]
+        if name in values:
+            array = np.ascontiguousarray(np.asarray(values[name], dtype=dtype).reshape(shape))
+            tensors[name] = tvm.runtime.tensor(array, device)
+        else:
+            tensors[name] = tvm.runtime.empty(shape, dtype, device)
+    return tensors
+
+
+def time_stages(
+    module: Any,
+    manifest: Mapping[str, Any],
+    values: Mapping[str, np.ndarray],
+    device: Any,
+    repeat: int,
+    number: int = 1,
+) -> dict[str, list[float]]:
+    """Seconds per run of each stage (by symbol), `repeat` measurements of `number` runs each.
+
+    Stages run once in order first so that every intermediate holds its real values.
+    """
+    tensors = allocate(manifest, values, device)
+    times: dict[str, list[float]] = {}
+    for stage in manifest["stages"]:
+        args = [tensors[name] for name in stage["inputs"]] + [tensors[stage["output"]]]
+        module[stage["symbol"]](*args)
+        evaluator = module.time_evaluator(stage["symbol"], device, number=number, repeat=repeat)
+        times[stage["symbol"]] = [float(t) for t in evaluator(*args).results]
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run an exported codesign cascade with TVM.")
+    parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--bench", type=int, default=0, help="time each kernel N times")
+    args = parser.parse_args(argv)
+
+    import tvm  # noqa: PLC0415
+
+    manifest = json.loads((args.dir / "manifest.json").read_text())
+    kind = args.device or ("cuda" if manifest["target"] == "cuda" else "cpu")
+    device = tvm.cuda(0) if kind == "cuda" else tvm.cpu(0)
+    if not device.exist:
+        print(f"no {kind} device on this machine", file=sys.stderr)
+        return 2
+    if kind == "cuda":
+        import tvm.support.nvcc  # noqa: F401, PLC0415 - registers the CUDA source compiler
+    module = tvm.runtime.load_module(str(args.dir / manifest["library"]))
+    with np.load(args.dir / "inputs.npz") as data:
+        values = {k: data[k] for k in data.files}
+    outputs = run_stages(module, manifest, values, device)
+    status = 0
+    expected_path = args.dir / "expected.npz"
+    for name, value in outputs.items():
+        line = f"{name}: shape {value.shape} {value.dtype}"
+        if expected_path.exists():
+            with np.load(expected_path) as expected:
+                ref = expected[name]
+            ok = np.allclose(value, ref, rtol=RTOL, atol=ATOL, equal_nan=True)
+            err = float(np.max(np.abs(value.astype(np.float64) - ref), initial=0.0))
+            line += f"  max |err| {err:.3g}  {'ok' if ok else 'MISMATCH'}"
+            status = status or (0 if ok else 1)
+        print(line)
+    if args.bench:
+        for symbol, runs in time_stages(module, manifest, values, device, args.bench).items():
+            print(f"{symbol}: median {np.median(runs) * 1e6:.1f} us")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Compile a Cascade to real kernels with Apache TVM (optional extra ``codesign[tvm]``).
+
+    compiled = compile_cascade(cascade, target="llvm", schedule="default")
+    outputs = compiled.run(inputs)            # == codesign.ir.interpret(cascade, inputs)
+    times = benchmark(compiled, inputs)       # seconds per Einsum kernel
+    compiled.export("out/")                   # lib.so + manifest.json + run.py + inputs.npz
+
+Every Einsum is one PrimFunc (`codesign.codegen.te_lower`), all PrimFuncs are built into one
+TVM module, and `run` calls them in cascade order on buffers it allocates, so each Einsum can
+be timed alone and compared with a roofline prediction.  TVM is imported lazily; without it
+every entry point raises `InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codesign.codegen import runner
+from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
+from codesign.codegen.te_lower import LoweredCascade, lower_cascade
+from codesign.errors import InputError
+from codesign.ir.cascade import Cascade, Role
+from codesign.ir.inputs import sample_inputs
+from codesign.ir.interpreter import interpret
+
+if TYPE_CHECKING:
+    from tvm.ir import IRModule
+    from tvm.runtime import Executable
+    from tvm.target import Target
+
+TARGETS = ("llvm", "cuda")
+LIBRARY_NAME = "lib.so"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCascade:
+    """A cascade built by TVM: one kernel (PrimFunc) per Einsum in `executable`; `scheduled`
+    is the scheduled TensorIR module it was built from (for inspection)."""
+
+    cascade: Cascade
+    lowered: LoweredCascade
+    scheduled: IRModule
+    executable: Executable
+    target: str  # "llvm" or "cuda"
+    schedule: str
+    cuda_arch: str
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.lowered.inputs
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        return self.lowered.weights
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.lowered.outputs
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-ready description of stages and buffers, read by the runner."""
+        return manifest(self.lowered, self.target)
+
+    def values(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Inputs plus weights (their `data` unless `inputs` overrides it), checked."""
+        values: dict[str, np.ndarray] = {}
+        for tensor in self.cascade.tensors:
+            if tensor.role not in (Role.INPUT, Role.WEIGHT):
+                continue
+            value = inputs.get(tensor.name, tensor.data)
+            if value is None:
+                kind = "input" if tensor.role is Role.INPUT else "weight (no data)"
+                raise InputError(f"no value given for {kind} {tensor.name}")
+            value = np.asarray(value)
+            if tuple(value.shape) != tensor.shape:
+                raise InputError(
+                    f"input {tensor.name}: shape {value.shape}, expected {tensor.shape}"
+                )
+            values[tensor.name] = value.astype(tensor.dtype.numpy, copy=False)
+        return values
+
+    def device(self):  # noqa: ANN201 - a tvm Device
+        import tvm  # noqa: PLC0415
+
+        if self.target == "cuda":
+            device = tvm.cuda(0)
+            if not device.exist:
+                raise InputError("no CUDA GPU on this machine: cannot run the cuda build")
+            return device
+        return tvm.cpu(0)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by name for `inputs` (weights default to their data)."""
+        return runner.run_stages(
+            self.executable, self.manifest(), self.values(inputs), self.device()
+        )
+
+    def export(self, out_dir: str | Path, seed: int = 0) -> Path:
+        """Write ``lib.so``, ``manifest.json``, ``run.py``, ``inputs.npz`` (seeded random
+        inputs and the weights) and ``expected.npz`` (the interpreter's outputs); returns the
+        directory.  ``python run.py`` there runs the library and checks it."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        data = self.values(sample_inputs(self.cascade, seed))
+        self.executable.export_library(str(out / LIBRARY_NAME))
+        info = self.manifest() | {"library": LIBRARY_NAME}
+        (out / "manifest.json").write_text(json.dumps(info, indent=1) + "\n")
+        np.savez(out / "inputs.npz", **data)
+        np.savez(out / "expected.npz", **interpret(self.cascade, data))
+        shutil.copyfile(runner.__file__, out / "run.py")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTime:
+    """Measured time of one kernel; `einsum` is "" for a concat-assembly copy."""
+
+    symbol: str
+    einsum: str
+    output: str
+    median_s: float
+    runs_s: tuple[float, ...]
+
+
+def manifest(lowered: LoweredCascade, target: str) -> dict[str, Any]:
+    return {
+        "name": lowered.name,
+        "target": target,
+        "inputs": list(lowered.inputs),
+        "weights": list(lowered.weights),
+        "outputs": list(lowered.outputs),
+        "buffers": [
+            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
+        ],
+        "stages": [
+            {"symbol": s.symbol, "einsum": s.einsum, "inputs": list(s.inputs), "output": s.output}
+            for s in lowered.stages
+        ],
+    }
+
+
+def _target(name: str, cuda_arch: str) -> Target:
+    import tvm  # noqa: PLC0415
+
+    if name == "llvm":
+        return tvm.target.Target("llvm")
+    if name == "cuda":
+        return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host="llvm")
+    raise InputError(f"unknown TVM target {name!r} (known: {', '.join(TARGETS)})")
+
+
+def compile_cascade(
+    cascade: Cascade,
+    target: str = "llvm",
+    schedule: str = "default",
+    out_dir: str | Path | None = None,
+    options: ScheduleOptions | None = None,
+    cuda_arch: str = "sm_80",
+) -> CompiledCascade:
+    """Lower, schedule and build `cascade` for `target` ("llvm" or "cuda").
+
+    `schedule` is one of `SCHEDULES` (default, dlight, metaschedule).  A "cuda" build holds
+    the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
+    `out_dir`, the build is also exported there (`CompiledCascade.export`).
+    """
+    if target not in TARGETS:
+        raise InputError(f"unknown TVM target {target!r} (known: {', '.join(TARGETS)})")
+    if schedule not in SCHEDULES:
+        raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
+    lowered = lower_cascade(cascade)  # raises the install hint when TVM is missing
+    import tvm  # noqa: PLC0415
+
+    tvm_target = _target(target, cuda_arch)
+    mod = tvm.IRModule({s.symbol: s.func for s in lowered.stages})
+    mod = apply_schedule(schedule, mod, lowered, tvm_target, options or ScheduleOptions())
+    executable = tvm.compile(mod, target=tvm_target)
+    if target == "cuda" and "cuda" not in [m.kind for m in executable.mod.imports]:
+        raise InputError(f"cascade {cascade.name}: the cuda build holds no CUDA kernels")
+    compiled = CompiledCascade(cascade, lowered, mod, executable, target, schedule, cuda_arch)
+    if out_dir is not None:
+        compiled.export(out_dir)
+    return compiled
+
+
+def benchmark(
+    compiled: CompiledCascade, inputs: Mapping[str, np.ndarray], repeat: int = 10, number: int = 1
+) -> tuple[KernelTime, ...]:
+    """Time each kernel alone with TVM's time_evaluator (`repeat` measurements, each the mean
+    of `number` runs), on the real intermediate values of `inputs`."""
+    times = runner.time_stages(
+        compiled.executable.mod,
+        compiled.manifest(),
+        compiled.values(inputs),
+        compiled.device(),
+        repeat=repeat,
+        number=number,
+    )
+    return tuple(
+        KernelTime(s.symbol, s.einsum, s.output, float(np.median(runs)), tuple(runs))
+        for s in compiled.lowered.stages
+        for runs in [times[s.symbol]]
+    )
+
+
+def cuda_source(compiled: CompiledCascade) -> str:
+    """The CUDA C++ source of a "cuda" build (one ``__global__`` kernel per launch)."""
+    if compiled.target != "cuda":
+        raise InputError(
+            f"cascade {compiled.cascade.name} was built for {compiled.target}, not cuda"
+        )
+    for module in compiled.executable.mod.imports:
+        if module.kind == "cuda":
+            return str(module.inspect_source())
+    raise InputError(f"cascade {compiled.cascade.name}: the cuda build holds no CUDA module")
+
+
+def nvcc_compile(
+    source: str, arch: str = "sm_80", fmt: str = "cubin", out_dir: str | Path | None = None
+) -> Path:
+    """Compile CUDA `source` with nvcc to a cubin (or ptx); returns the written file.
+
+    Raises InputError when nvcc is missing or rejects the source (its stderr in the message).
+    """
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise InputError("nvcc not found on PATH: cannot compile the CUDA source")
+    if fmt not in ("cubin", "ptx"):
+        raise InputError(f"unknown nvcc output format {fmt!r} (known: cubin, ptx)")
+    directory = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="cs_cu_"))
+    directory.mkdir(parents=True, exist_ok=True)
+    src = directory / "kernels.cu"
+    src.write_text(source)
+    out = directory / f"kernels.{fmt}"
+    cmd = [nvcc, f"-arch={arch}", f"--{fmt}", "-O3", "-o", str(out), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
+        raise InputError(f"nvcc failed on {src}: {first}")
+    return out
