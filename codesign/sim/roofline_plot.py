@@ -95,16 +95,23 @@ def plot_roofline(
         for i, p in enumerate(phases)
     }
     colours = {COMPUTE_BOUND: _BOUND_COLOURS[COMPUTE_BOUND], **level_colour}
-    labelled = len(points) <= 40
+    # points that (nearly) coincide share one label, so the text stays readable
+    clusters: dict[tuple[int, int], list[str]] = {}
     for r in points:
         y = r.attainable_ops_per_s / 1e12
         ax.scatter(
             [r.intensity_ops_per_byte], [y], marker=markers[r.phase], s=46,
             color=colours.get(r.bound, "black"), edgecolors="black", linewidths=0.5, zorder=3,
         )  # fmt: skip
-        if labelled:
-            ax.annotate(r.label, (r.intensity_ops_per_byte, y), textcoords="offset points",
-                        xytext=(4, -9), fontsize=6.5, alpha=0.8)  # fmt: skip
+        key = (round(math.log10(r.intensity_ops_per_byte) * 8), round(math.log10(y) * 8))
+        clusters.setdefault(key, [])
+        if r.label not in clusters[key]:
+            clusters[key].append(r.label)
+    if len(clusters) <= 40:
+        for (kx, ky), labels in clusters.items():
+            text = ", ".join(labels[:4]) + (f" +{len(labels) - 4}" if len(labels) > 4 else "")
+            ax.annotate(text, (10 ** (kx / 8), 10 ** (ky / 8)), textcoords="offset points",
+                        xytext=(5, -10), fontsize=6.5, alpha=0.85)  # fmt: skip
 
     handles = [
         Line2D([], [], marker="o", linestyle="", color=colours.get(b, "black"),
