@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import runpy
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from codesign.codegen.tvm import (  # noqa: E402
     nvcc_compile,
 )
 from codesign.errors import InputError  # noqa: E402
+from codesign.frontends.onnx import load_onnx  # noqa: E402
 from codesign.ir import (  # noqa: E402
     Access,
     Affine,
@@ -39,6 +43,7 @@ from codesign.ir.builder import CascadeBuilder, var_access  # noqa: E402
 from codesign.ir.inputs import sample_inputs  # noqa: E402
 from tests.ir_cases import conv_cascade, transformer_cascade  # noqa: E402
 
+MODELS_DIR = Path(__file__).resolve().parent.parent / "examples" / "models"
 RTOL = 1e-4
 ATOL = 1e-5
 NO_GPU = "no CUDA GPU on this machine"
@@ -220,6 +225,12 @@ def test_unknown_target_and_schedule_name_the_known_ones(mlp):
         compile_cascade(mlp, schedule="ansor")
 
 
+def test_without_tvm_compiling_names_the_extra_to_install(mlp, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tvm", None)  # makes `import tvm` raise ImportError
+    with pytest.raises(InputError, match=r"pip install 'codesign\[tvm\]'"):
+        compile_cascade(mlp)
+
+
 def test_missing_input_is_a_one_line_input_error(mlp):
     with pytest.raises(InputError, match="no value given for input x"):
         compile_cascade(mlp).run({})
@@ -229,7 +240,10 @@ def test_missing_input_is_a_one_line_input_error(mlp):
 def cuda_builds(mlp) -> dict[str, object]:
     return {
         "mlp": compile_cascade(mlp, target="cuda"),
-        "block": compile_cascade(transformer_cascade(np.random.default_rng(0)), target="cuda"),
+        "bundled_mlp": compile_cascade(load_onnx(MODELS_DIR / "mlp.onnx"), target="cuda"),
+        "gather_attention": compile_cascade(
+            transformer_cascade(np.random.default_rng(0)), target="cuda"
+        ),
     }
 
 
@@ -273,3 +287,47 @@ def test_metaschedule_option_is_wired_and_keeps_results(mlp, tmp_path):
     options = ScheduleOptions(trials=0, work_dir=tmp_path)
     assert_matches_interpreter(mlp, schedule="metaschedule", options=options)
     assert any(tmp_path.iterdir())  # the tuner ran and wrote its logs/database
+
+
+# -- whole bundled models (examples/models) -----------------------------------------------------
+NEEDS_TORCH = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxscript") is None,
+    reason="transformer_block.onnx is generated with torch (pip install codesign[torch])",
+)
+
+
+@pytest.fixture(scope="module")
+def transformer_block(tmp_path_factory) -> Cascade:
+    """examples/models' BERT encoder block, generated (it is not committed: 3 MiB)."""
+    if str(MODELS_DIR) not in sys.path:
+        sys.path.insert(0, str(MODELS_DIR))
+    from generate import generate  # noqa: PLC0415 - examples/models/generate.py
+
+    out = tmp_path_factory.mktemp("tvm_models")
+    return load_onnx(generate(["transformer_block"], out, quiet=True)["transformer_block"])
+
+
+def assert_model_matches_interpreter(cascade: Cascade) -> None:
+    """Relative to the output's scale, as tests/test_bundled_models.py compares to ORT."""
+    inputs = sample_inputs(cascade, seed=1)
+    got = compile_cascade(cascade).run(inputs)
+    for name, ref in interpret(cascade, inputs).items():
+        atol = ATOL * max(1.0, float(np.abs(ref).max()))
+        np.testing.assert_allclose(got[name], ref, rtol=RTOL, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_committed_bundled_model_compiles_and_matches_interpreter(name):
+    assert_model_matches_interpreter(load_onnx(MODELS_DIR / f"{name}.onnx"))
+
+
+@NEEDS_TORCH
+def test_bundled_transformer_block_compiles_and_matches_interpreter(transformer_block):
+    assert_model_matches_interpreter(transformer_block)
+
+
+@NEEDS_TORCH
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH (CUDA toolkit)")
+def test_bundled_transformer_block_cuda_source_compiles_with_nvcc(transformer_block, tmp_path):
+    source = cuda_source(compile_cascade(transformer_block, target="cuda"))
+    assert nvcc_compile(source, arch="sm_80", out_dir=tmp_path).stat().st_size > 0
