@@ -170,7 +170,10 @@ def cmd_roofline(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             return 0
         Path(args.json).write_text(text)
-    _print(report, args.per_einsum, Console())
+    console = Console()
+    if not console.is_terminal:  # pipes and files get the whole table, not 80 columns
+        console = Console(width=160)
+    _print(report, args.per_einsum, console)
     if args.plot:
         from codesign.sim.roofline_plot import plot_roofline
 

@@ -194,12 +194,13 @@ def layer_label(einsum: Einsum) -> str:
 
 
 def kv_cache_tensors(cascade: Cascade) -> frozenset[str]:
-    """Tensors that hold the KV cache: named ``*k_cache*``/``*v_cache*``/``past_key*``/``*kv*``.
+    """Tensors that hold the KV cache: named ``*k_cache*``, ``*v_cache*``, ``past_key*``,
+    ``present_v*``.
 
     Views propagate KV-ness (``tensor_kinds``), so the concat of the cache and the new entries,
     and the new entries themselves, count as KV too.
     """
-    pattern = re.compile(r"(^|_)(k|v|kv)_?cache|past_(key|value)|present_(key|value)")
+    pattern = re.compile(r"(^|_)(k|v|kv)_?cache|(past|present)_(key|value|k|v)(?![a-z])")
     return frozenset(t.name for t in cascade.tensors if pattern.search(t.name))
 
 
