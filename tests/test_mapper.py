@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from codesign.errors import InputError
 from codesign.hwmodels import load_arch
+from codesign.hwmodels.arch import Dataflow
 from codesign.mapper.mapping import load_mapping, mapping_errors
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions, search
@@ -129,3 +130,37 @@ def test_caps_that_cannot_cover_a_dim_are_rejected() -> None:
     caps = tuple((level.name, "m", 1) for level in arch.levels)
     with pytest.raises(InputError, match="cannot be covered"):
         search(Problem.gemm(1000, 4, 4), arch, Constraints(max_factors=caps), FAST)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    c=st.integers(1, 48), k=st.integers(1, 48), p=st.integers(1, 30), q=st.integers(1, 30),
+    r=st.integers(1, 5), stride=st.integers(1, 2),
+    preset=st.sampled_from(["eyeriss_like", "simba_like", "tpu_like", "tpu_v1_like"]),
+    seed=st.integers(0, 3),
+)
+def test_every_returned_conv_mapping_is_valid_under_the_arch_dataflow(
+    c: int, k: int, p: int, q: int, r: int, stride: int, preset: str, seed: int
+) -> None:
+    problem = Problem.conv(1, c, k, p, q, r, r, stride=stride)
+    arch = load_arch(HW / f"{preset}.yaml")
+    options = SearchOptions(max_evaluations=1000, seed=seed, batch_size=500, exhaustive_limit=500)
+    _assert_valid(problem, arch, search(problem, arch, options=options))
+
+
+def test_arch_dataflow_hint_does_not_block_a_gemv_but_an_explicit_one_is_rejected() -> None:
+    arch = load_arch(HW / "tpu_like.yaml")  # ws hint; a GEMV's weights see every looped dim
+    gemv = Problem.gemm(1, 1000, 512)
+    _assert_valid(gemv, arch, search(gemv, arch, options=FAST))
+    with pytest.raises(InputError, match="dataflow"):
+        search(gemv, arch, Constraints(dataflow=Dataflow.WS), FAST)
+
+
+def test_search_generates_at_least_ten_thousand_mappings_per_second() -> None:
+    # A loose floor (the target is ~40k/s end to end); guards against a return to per-mapping
+    # Python in candidate generation, which ran at ~4-11k/s.
+    arch = load_arch(HW / "eyeriss_like.yaml")
+    problem = Problem.conv(1, 64, 64, 56, 56, 3, 3)
+    search(problem, arch, options=SearchOptions(max_evaluations=2048, seed=0))  # warm up
+    result = search(problem, arch, options=SearchOptions(max_evaluations=20_000, seed=0))
+    assert result.evaluations / result.elapsed_s >= 10_000

@@ -95,6 +95,38 @@ class _Space:
     must_keep: np.ndarray  # (L, T)
     stationary: int | None  # tensor index for the dataflow hint
     constraints: Constraints
+    relevant: np.ndarray  # (T, D) whether tensor t is indexed by dim d
+    slot_level: np.ndarray  # (S,) level of each slot
+    slot_kind: np.ndarray  # (S,) 0 temporal, 1 spatial x, 2 spatial y
+    slot_room: np.ndarray  # (S,) fan-out of spatial slots (unused for temporal ones)
+    can_pad: np.ndarray  # (D,) whether the generator may pad the dim's bound
+    variant_primes: np.ndarray  # (D, V, P) prime factors of the bound and its padded variants
+    prime_set: np.ndarray  # (K,) every prime of any variant (for mutation moves)
+
+
+_PAD_MULTIPLES = (2, 4, 8, 16)
+_ELITE = 32  # best distinct mappings kept as parents of the local search
+_RANDOM_SHARE = 0.5  # of the evaluation budget sampled at random before local search
+
+
+def _fanout(arch: Arch, level: int, kind: int) -> int:
+    """Fan-out of a spatial slot (kind 1: x, 2: y); temporal slots (kind 0) have none."""
+    return (0, arch.levels[level].fanout_x, arch.levels[level].fanout_y)[kind]
+
+
+def _variant_primes(bounds: tuple[int, ...]) -> np.ndarray:
+    """(D, V, P): primes of each bound, then of the bound padded up to a multiple of 2, 4, 8, 16
+    (1-padded on the last axis)."""
+    table = [
+        [_primes(bound)] + [_primes(-(-bound // m) * m) for m in _PAD_MULTIPLES]
+        for bound in bounds
+    ]
+    width = max(1, max(len(p) for variants in table for p in variants))
+    out = np.ones((len(bounds), 1 + len(_PAD_MULTIPLES), width), dtype=np.int64)
+    for d, variants in enumerate(table):
+        for v, primes in enumerate(variants):
+            out[d, v, : len(primes)] = primes
+    return out
 
 
 def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
@@ -166,12 +198,29 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     if dataflow is not None:
         role = dataflow.stationary_role
         stationary = next((i for i, t in enumerate(problem.tensors) if t.role is role), None)
-        if stationary is not None and problem.tensors[stationary].dims() >= set(dims):
-            raise InputError(
-                f"constraints.dataflow: {dataflow.value} impossible: tensor "
-                f"{problem.tensors[stationary].name} is indexed by every dim"
-            )
-    return _Space(problem, arch, tuple(slots), caps, fixed, may_keep, must_keep, stationary, c)
+        looped = {dim for dim, bound in problem.dims if bound > 1}
+        if stationary is not None and problem.tensors[stationary].dims() >= looped:
+            # No loop can keep the tensor stationary (a GEMV's weights under ws): an explicit
+            # constraint is infeasible; the arch's hint simply does not apply to this problem.
+            if c.dataflow is not None:
+                raise InputError(
+                    f"constraints.dataflow: {dataflow.value} impossible: tensor "
+                    f"{problem.tensors[stationary].name} is indexed by every dim"
+                )
+            stationary = None
+    relevant = np.array([[d in t.dims() for d in problem.dim_names] for t in problem.tensors])
+    variant_primes = _variant_primes(problem.bounds)
+    prime_set = np.unique(variant_primes)
+    return _Space(
+        problem, arch, tuple(slots), caps, fixed, may_keep, must_keep, stationary, c,
+        relevant=relevant.reshape(len(problem.tensors), n_d),
+        slot_level=np.array([lv for lv, _ in slots], dtype=np.int64),
+        slot_kind=np.array([kind for _, kind in slots], dtype=np.int64),
+        slot_room=np.array([_fanout(arch, lv, kind) for lv, kind in slots], dtype=np.int64),
+        can_pad=np.array(problem.bounds) > 4,
+        variant_primes=variant_primes,
+        prime_set=prime_set[prime_set > 1],
+    )
 
 
 def _score(batch: BatchCost, objective: Objective) -> np.ndarray:
@@ -214,57 +263,106 @@ def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchCost) -> np.nd
     return ok
 
 
-def _empty(n: int, space: _Space) -> MappingArrays:
-    n_l, n_d = len(space.arch.levels), len(space.problem.dims)
+_FIELDS = ("temporal", "spatial_x", "spatial_y", "order", "keep")
+
+
+def _rows(arrays: MappingArrays, index: np.ndarray | slice) -> MappingArrays:
+    return MappingArrays(*(getattr(arrays, f)[index] for f in _FIELDS))
+
+
+def _concat(first: MappingArrays, second: MappingArrays) -> MappingArrays:
     return MappingArrays(
-        temporal=np.ones((n, n_l, n_d), dtype=np.int64),
-        spatial_x=np.ones((n, n_l, n_d), dtype=np.int64),
-        spatial_y=np.ones((n, n_l, n_d), dtype=np.int64),
-        order=np.tile(np.arange(n_d), (n, n_l, 1)),
-        keep=np.zeros((n, n_l, len(space.problem.tensors)), dtype=bool),
+        *(np.concatenate([getattr(first, f), getattr(second, f)]) for f in _FIELDS)
     )
 
 
-def _set_orders_and_keep(space: _Space, arrays: MappingArrays, rng: np.random.Generator) -> None:
-    n, n_l, n_d = arrays.temporal.shape
-    arrays.order[:] = np.argsort(rng.random((n, n_l, n_d)), axis=2)
-    for level, order in space.fixed_orders.items():
-        arrays.order[:, level] = order
+def _from_factors(space: _Space, factors: np.ndarray, order: np.ndarray,
+                  keep: np.ndarray) -> MappingArrays:
+    """factors (B, 3, L, D): temporal, spatial_x, spatial_y loop bounds."""
+    return MappingArrays(
+        temporal=np.ascontiguousarray(factors[:, 0]),
+        spatial_x=np.ascontiguousarray(factors[:, 1]),
+        spatial_y=np.ascontiguousarray(factors[:, 2]),
+        order=order,
+        keep=keep,
+    )
+
+
+def _random_orders(space: _Space, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random loop orders (B, L, D); under a dataflow hint, the innermost loop of the deepest
+    level that has temporal loops is one that does not index the stationary tensor, if any."""
+    n, _, n_l, n_d = factors.shape
+    keys = rng.random((n, n_l, n_d))
+    if space.stationary is not None:
+        real = factors[:, 0] > 1  # (B, L, D)
+        deepest = n_l - 1 - np.argmax(real.any(axis=2)[:, ::-1], axis=1)  # (B,)
+        rows = np.arange(n)
+        candidates = real[rows, deepest] & ~space.relevant[space.stationary][None, :]
+        dim, found = _random_true(candidates, rng)
+        keys[rows[found], deepest[found], dim[found]] += 2.0
+    order = np.argsort(keys, axis=2)
+    for level, fixed in space.fixed_orders.items():
+        order[:, level] = fixed
+    return order
+
+
+def _random_keep(space: _Space, n: int, rng: np.random.Generator) -> np.ndarray:
     free = space.may_keep & ~space.must_keep
-    coin = rng.random(arrays.keep.shape) < 0.75
-    arrays.keep[:] = space.must_keep[None] | (free[None] & coin)
+    coin = rng.random((n, *space.may_keep.shape)) < 0.75
+    return space.must_keep[None] | (free[None] & coin)
+
+
+def _pad_outermost(space: _Space, factors: np.ndarray, padded: np.ndarray) -> None:
+    """Where a dim was padded, shrink its outermost loop to ceil(bound / inner): the padding is
+    then less than one iteration of that loop (the imperfect-factor rule)."""
+    n, _, n_l, n_d = factors.shape
+    nest = factors.transpose(0, 2, 1, 3).reshape(n, 3 * n_l, n_d)  # nest order, outer first
+    first = np.argmax(nest > 1, axis=1)  # (B, D)
+    rows, dims = np.nonzero(padded)
+    if rows.size == 0:
+        return
+    pos = first[rows, dims]
+    outer = nest[rows, pos, dims]
+    inner = np.prod(nest[rows, :, dims], axis=1) // outer
+    bounds = np.asarray(space.problem.bounds)[dims]
+    level, kind = pos // 3, pos % 3
+    factors[rows, kind, level, dims] = np.maximum(1, -(-bounds // inner))
 
 
 def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArrays:
-    """Random tilings: each prime factor of each (maybe padded) bound goes to a random slot."""
-    arrays = _empty(n, space)
-    arch, slots = space.arch, space.slots
-    targets = (arrays.temporal, arrays.spatial_x, arrays.spatial_y)
-    caps = [
-        (arch.levels[lv].fanout_x if kind == 1 else arch.levels[lv].fanout_y) if kind else 0
-        for lv, kind in slots
-    ]
-    for b in range(n):
-        room = list(caps)
-        for d, bound in enumerate(space.problem.bounds):
-            padded = bound
-            if space.constraints.imperfect and bound > 4 and rng.random() < 0.3:
-                m = int(rng.choice((2, 4, 8, 16)))
-                padded = -(-bound // m) * m
-            for prime in _primes(padded):
-                s = int(rng.integers(len(slots)))
-                lv, kind = slots[s]
-                if kind and room[s] < prime:  # no room left in that fan-out: go temporal
-                    lv, kind = int(rng.integers(len(arch.levels))), 0
-                if kind:
-                    room[s] //= prime
-                targets[kind][b, lv, d] *= prime
-            if padded != bound:
-                inner = int(np.prod(arrays.temporal[b, 1:, d]) * np.prod(arrays.spatial_x[b, :, d])
-                            * np.prod(arrays.spatial_y[b, :, d]))
-                arrays.temporal[b, 0, d] = max(1, -(-bound // inner))
-    _set_orders_and_keep(space, arrays, rng)
-    return arrays
+    """Random tilings: each prime factor of each (maybe padded) bound goes to a random slot;
+    a prime that does not fit the fan-out left in a spatial slot goes to a random temporal one.
+
+    Vectorised over the batch; the loop runs over (dim, prime position) only.
+    """
+    n_l, n_d = len(space.arch.levels), len(space.problem.dims)
+    rows = np.arange(n)
+    variant = np.zeros((n, n_d), dtype=np.int64)
+    if space.constraints.imperfect:
+        pad = (rng.random((n, n_d)) < 0.3) & space.can_pad[None, :]
+        variant = np.where(pad, 1 + rng.integers(space.variant_primes.shape[1] - 1,
+                                                 size=(n, n_d)), 0)
+    primes = space.variant_primes[np.arange(n_d)[None, :], variant]  # (B, D, P)
+    factors = np.ones((n, 3, n_l, n_d), dtype=np.int64)
+    room = np.tile(space.slot_room, (n, 1))
+    n_s = len(space.slots)
+    for d in range(n_d):
+        for p in range(primes.shape[2]):
+            prime = primes[:, d, p]
+            if not (prime > 1).any():
+                break
+            slot = rng.integers(n_s, size=n)
+            kind, level = space.slot_kind[slot], space.slot_level[slot]
+            spatial = kind > 0
+            fits = room[rows, slot] >= prime
+            redirect = spatial & ~fits
+            level = np.where(redirect, rng.integers(n_l, size=n), level)
+            kind = np.where(redirect, 0, kind)
+            room[rows, slot] //= np.where(spatial & fits, prime, 1)
+            factors[rows, kind, level, d] *= prime
+    _pad_outermost(space, factors, variant > 0)
+    order = _random_orders(space, factors, rng)
+    return _from_factors(space, factors, order, _random_keep(space, n, rng))
 
 
 def _canonical_orders(space: _Space) -> list[tuple[int, ...]]:
@@ -280,69 +378,86 @@ def _canonical_orders(space: _Space) -> list[tuple[int, ...]]:
 def _exhaustive(space: _Space, limit: int) -> MappingArrays | None:
     """Every tiling (perfect factors) x canonical order per level, or None if above ``limit``."""
     slots, n_l = space.slots, len(space.arch.levels)
-    per_dim: list[list[tuple[int, ...]]] = []
+    per_dim: list[np.ndarray] = []
     for bound in space.problem.bounds:
-        choices: set[tuple[int, ...]] = set()
         primes = _primes(bound)
         if len(slots) ** len(primes) > limit:
             return None
-        for assign in itertools.product(range(len(slots)), repeat=len(primes)):
-            vec = [1] * len(slots)
-            for prime, s in zip(primes, assign, strict=True):
-                vec[s] *= prime
-            choices.add(tuple(vec))
-        per_dim.append(sorted(choices))
-    orders = _canonical_orders(space)
+        combos = list(itertools.product(range(len(slots)), repeat=len(primes)))
+        assign = np.array(combos, dtype=np.int64).reshape(len(combos), len(primes))
+        vec = np.ones((assign.shape[0], len(slots)), dtype=np.int64)
+        for j, prime in enumerate(primes):
+            vec[np.arange(assign.shape[0]), assign[:, j]] *= prime
+        per_dim.append(np.unique(vec, axis=0))  # sorted rows, as sorted(set(tuples))
+    orders = np.array(_canonical_orders(space), dtype=np.int64)
     free_levels = [lv for lv in range(n_l) if lv not in space.fixed_orders]
-    size = math.prod(len(c) for c in per_dim) * len(orders) ** len(free_levels)
-    if size > limit:
+    n_tilings = math.prod(len(c) for c in per_dim)
+    n_order_sets = len(orders) ** len(free_levels)
+    if n_tilings * n_order_sets > limit:
         return None
-    tilings = list(itertools.product(*per_dim))
-    order_sets = list(itertools.product(orders, repeat=len(free_levels)))
-    arrays = _empty(len(tilings) * len(order_sets), space)
-    row = 0
-    for tiling in tilings:
-        for order_set in order_sets:
-            for d, vec in enumerate(tiling):
-                for (lv, kind), f in zip(slots, vec, strict=True):
-                    (arrays.temporal, arrays.spatial_x, arrays.spatial_y)[kind][row, lv, d] = f
-            for lv, order in zip(free_levels, order_set, strict=True):
-                arrays.order[row, lv] = order
-            for lv, order in space.fixed_orders.items():
-                arrays.order[row, lv] = order
-            row += 1
-    arrays.keep[:] = (space.may_keep | space.must_keep)[None]
-    return arrays
+    n_rows = n_tilings * n_order_sets
+    grid = np.indices([len(c) for c in per_dim]).reshape(len(per_dim), -1).T  # (tilings, D)
+    factors = np.ones((n_tilings, 3, n_l, len(per_dim)), dtype=np.int64)
+    for d, choices in enumerate(per_dim):
+        factors[:, space.slot_kind, space.slot_level, d] = choices[grid[:, d]]
+    factors = np.repeat(factors, n_order_sets, axis=0)  # tiling outer, order set inner
+    order = np.tile(np.arange(len(per_dim)), (n_rows, n_l, 1))
+    if free_levels:
+        sets = np.indices([len(orders)] * len(free_levels)).reshape(len(free_levels), -1).T
+        order[:, free_levels] = np.tile(orders[sets], (n_tilings, 1, 1))
+    for lv, fixed in space.fixed_orders.items():
+        order[:, lv] = fixed
+    keep = np.tile((space.may_keep | space.must_keep)[None], (n_rows, 1, 1))
+    return _from_factors(space, factors, order, keep)
+
+
+def _random_true(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``mask`` (B, K), a uniformly random True column, and whether there was one."""
+    pick = np.argmax(np.where(mask, rng.random(mask.shape), -1.0), axis=1)
+    return pick, mask.any(axis=1)
 
 
 def _mutate(space: _Space, best: MappingArrays, n: int, rng: np.random.Generator) -> MappingArrays:
-    """Local moves around ``best`` rows: move a prime factor, swap two loops, toggle a bypass."""
+    """Local moves around ``best`` rows, one per row and never a no-op where a move exists:
+    move a prime factor of some loop to another slot (60%), swap two loops of a level that has
+    at least two (30%), toggle a bypass (10%)."""
     pick = rng.integers(best.batch, size=n)
-    arrays = MappingArrays(*(getattr(best, f)[pick].copy() for f in
-                             ("temporal", "spatial_x", "spatial_y", "order", "keep")))
-    targets = (arrays.temporal, arrays.spatial_x, arrays.spatial_y)
-    n_d = arrays.temporal.shape[2]
-    free = space.may_keep & ~space.must_keep
-    for b in range(n):
-        move = rng.random()
-        if move < 0.6:
-            d = int(rng.integers(n_d))
-            src = space.slots[int(rng.integers(len(space.slots)))]
-            dst = space.slots[int(rng.integers(len(space.slots)))]
-            f = int(targets[src[1]][b, src[0], d])
-            if f > 1:
-                prime = _primes(f)[int(rng.integers(len(_primes(f))))]
-                targets[src[1]][b, src[0], d] //= prime
-                targets[dst[1]][b, dst[0], d] *= prime
-        elif move < 0.9:
-            lv = int(rng.integers(len(space.arch.levels)))
-            if lv not in space.fixed_orders:
-                i, j = rng.integers(n_d, size=2)
-                arrays.order[b, lv, [i, j]] = arrays.order[b, lv, [j, i]]
-        elif free.any():
-            lv, t = np.argwhere(free)[int(rng.integers(int(free.sum())))]
-            arrays.keep[b, lv, t] = ~arrays.keep[b, lv, t]
-    return arrays
+    factors = np.stack([best.temporal[pick], best.spatial_x[pick], best.spatial_y[pick]], axis=1)
+    order, keep = best.order[pick].copy(), best.keep[pick].copy()
+    n_l, n_d = order.shape[1:]
+    n_s = len(space.slots)
+    rows = np.arange(n)
+    move = rng.random(n)
+
+    per_slot = factors[:, space.slot_kind, space.slot_level]  # (B, S, D)
+    src_dim, has_loop = _random_true((per_slot > 1).reshape(n, n_s * n_d), rng)
+    src, d = src_dim // n_d, src_dim % n_d
+    dst = (src + 1 + rng.integers(max(1, n_s - 1), size=n)) % n_s  # another slot
+    f = per_slot[rows, src, d]
+    choice, _ = _random_true(f[:, None] % space.prime_set[None, :] == 0, rng)
+    prime = np.where((move < 0.6) & has_loop & (f > 1), space.prime_set[choice], 1)
+    factors[rows, space.slot_kind[src], space.slot_level[src], d] //= prime
+    factors[rows, space.slot_kind[dst], space.slot_level[dst], d] *= prime
+
+    fixed = np.array([lv in space.fixed_orders for lv in range(n_l)])
+    real = np.take_along_axis(factors[:, 0], order, axis=2) > 1  # (B, L, D) in loop order
+    swappable = (real.sum(axis=2) >= 2) & ~fixed[None, :]
+    level, can_swap = _random_true(swappable, rng)
+    real_at = real[rows, level]  # (B, D)
+    i, _ = _random_true(real_at, rng)
+    real_at[rows, i] = False
+    j, _ = _random_true(real_at, rng)
+    swap = (move >= 0.6) & (move < 0.9) & can_swap
+    first, second = order[rows, level, i], order[rows, level, j]
+    order[rows[swap], level[swap], i[swap]] = second[swap]
+    order[rows[swap], level[swap], j[swap]] = first[swap]
+
+    free = np.argwhere(space.may_keep & ~space.must_keep)
+    if len(free):
+        which = free[rng.integers(len(free), size=n)]
+        toggle = move >= 0.9
+        keep[rows[toggle], which[toggle, 0], which[toggle, 1]] ^= True
+    return _from_factors(space, factors, order, keep)
 
 
 @dataclass
@@ -397,15 +512,14 @@ def search(
         valid_count += int(ok.sum())
         scores = np.where(ok, _score(batch, options.objective), np.inf)
         if best_rows is not None:
-            arrays = MappingArrays(*(np.concatenate([getattr(best_rows, f), getattr(arrays, f)])
-                                     for f in ("temporal", "spatial_x", "spatial_y", "order",
-                                               "keep")))
+            arrays = _concat(best_rows, arrays)
             scores = np.concatenate([best_scores, scores])
-        top = np.argsort(scores, kind="stable")[:32]
-        top = top[np.isfinite(scores[top])]
+        # Elite: the best distinct scores (equal scores are almost always the same mapping, and
+        # duplicates would starve the local search of diversity).
+        _, first = np.unique(scores, return_index=True)  # sorted by score, first of each
+        top = first[np.isfinite(scores[first])][:_ELITE]
         if top.size:
-            best_rows = MappingArrays(*(getattr(arrays, f)[top] for f in
-                                        ("temporal", "spatial_x", "spatial_y", "order", "keep")))
+            best_rows = _rows(arrays, top)
             best_scores = scores[top]
 
     def out_of_budget() -> bool:
@@ -418,12 +532,11 @@ def search(
     exhaustive = _exhaustive(space, min(options.exhaustive_limit, options.max_evaluations))
     if exhaustive is not None:
         for lo in range(0, exhaustive.batch, options.batch_size):
-            consider(MappingArrays(*(getattr(exhaustive, f)[lo:lo + options.batch_size] for f in
-                                     ("temporal", "spatial_x", "spatial_y", "order", "keep"))))
+            consider(_rows(exhaustive, slice(lo, lo + options.batch_size)))
     else:
         while not out_of_budget():
             n = min(options.batch_size, options.max_evaluations - evaluations)
-            if best_rows is not None and evaluations >= options.max_evaluations // 2:
+            if best_rows is not None and evaluations >= _RANDOM_SHARE * options.max_evaluations:
                 consider(_mutate(space, best_rows, n, rng))
             else:
                 consider(_random_batch(space, n, rng))
