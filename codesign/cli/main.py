@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cli import map_cmd
 
     map_cmd.add_parser(sub, _model_args)
+    from codesign.cli import roofline_cmd
+
+    roofline_cmd.add_parser(sub, _model_args)
     return parser
 
 
