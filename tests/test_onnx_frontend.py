@@ -121,6 +121,15 @@ CASES: dict[str, Case] = {
         [node("Conv", ["x", "w"], ["y"], auto_pad="VALID", strides=[3])],
         [In("x", (2, 3, 11))], ["y"], {"w": w(5, 3, 4)},
     ),
+    "convtranspose_stride1_pads_dilation": Case(
+        [node("ConvTranspose", ["x", "w", "b"], ["y"], pads=[1, 0, 0, 2], dilations=[2, 1])],
+        [In("x", (1, 3, 5, 6))], ["y"], {"w": w(3, 4, 3, 3), "b": w(4)},
+    ),
+    "convtranspose_stride2_groups_output_padding": Case(
+        [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 3], group=2, pads=[1, 1, 0, 1],
+              output_padding=[1, 2])],
+        [X4], ["y"], {"w": w(4, 3, 3, 4)},
+    ),
     "gemm_trans_alpha_beta": Case(
         [node("Gemm", ["a", "b", "c"], ["y"], transA=1, transB=1, alpha=0.5, beta=2.0)],
         [In("a", (6, 3))], ["y"], {"b": w(4, 6), "c": w(4)},
@@ -467,6 +476,40 @@ def test_unsupported_op_names_op_and_node(tmp_path: Path):
         f"{path}: unsupported op 'NonMaxSuppression' at node 'nms_3' "
         "(codesign ops lists supported ops)"
     )
+
+
+def _nms_model_file(tmp_path: Path) -> Path:
+    boxes = helper.make_tensor_value_info("boxes", F, [1, 4, 4])
+    scores = helper.make_tensor_value_info("scores", F, [1, 1, 4])
+    out = helper.make_tensor_value_info("sel", TensorProto.INT64, None)
+    nms = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"], name="nms_3")
+    graph = helper.make_graph([nms], "g", [boxes, scores], [out])
+    path = tmp_path / "nms.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _truncated_model_file(tmp_path: Path) -> Path:
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(_valid_model_file(tmp_path).read_bytes()[:100])
+    return cut
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: d / "missing.onnx", "missing.onnx: no such file"),
+        (_truncated_model_file, "cut.onnx: not a valid ONNX model"),
+        (_nms_model_file, "unsupported op 'NonMaxSuppression' at node 'nms_3'"),
+    ],
+    ids=["missing", "truncated", "unsupported"],
+)
+def test_cli_reports_bad_model_on_one_line_with_exit_2(tmp_path: Path, capsys, make, needle):
+    from codesign.cli.main import main
+
+    assert main(["ir", str(make(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
 
 
 def test_unsupported_attribute_names_node():

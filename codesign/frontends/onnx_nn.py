@@ -29,7 +29,7 @@ from codesign.frontends.onnx_ops import (
 from codesign.ir.builder import CascadeBuilder, iter_vars, var_access
 from codesign.ir.cascade import Role
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
-from codesign.ir.index import Affine, IndexExpr
+from codesign.ir.index import Affine, FloorDiv, IndexExpr
 
 # Iteration variables of sliding windows: output positions and kernel offsets per spatial dim.
 _OUT_VARS = ("p", "q", "u")
@@ -145,6 +145,70 @@ def _conv(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tupl
     if bias is None:
         return (out,)
     return (_channel_affine(b, f"{name}_bias", out, None, ctx.tensor(bias), "Conv", name),)
+
+
+@_register("ConvTranspose")
+def _conv_transpose(
+    b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext
+) -> tuple[str, ...]:
+    """``Y[b,m,p] = sum[c,r] X[b,c,p+pb-d·r] * W[c,m,r]`` (stride 1).  With stride s > 1 the
+    input index is ``(p+pb-d·r)//s`` times a constant phase mask ``[(p+pb-d·r) % s == 0]``,
+    so the Einsum counts s× the useful MACs per strided dim."""
+    a = attrs(node)
+    if "output_shape" in a or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", ""):
+        raise UnsupportedNode("output_shape / SAME auto_pad (give explicit pads)")
+    name = hint(node)
+    x, w = ctx.tensor(node.input[0]), ctx.tensor(node.input[1])
+    xs, ws = b.shape(x), b.shape(w)
+    groups = int(a.get("group", 1))
+    spatial, kernel = xs[2:], ws[2:]
+    n = len(spatial)
+    if n > len(_OUT_VARS) or xs[1] != ws[0] or xs[1] % groups:
+        raise UnsupportedNode(f"weight {ws} does not fit input {xs} with group={groups}")
+    c_group, m_group = xs[1] // groups, ws[1]
+    strides = list(a.get("strides", [1] * n))
+    dil = list(a.get("dilations", [1] * n))
+    pads = [0] * (2 * n) if a.get("auto_pad") == "VALID" else list(a.get("pads", [0] * (2 * n)))
+    extra = list(a.get("output_padding", [0] * n))
+    out = [
+        st * (h - 1) + e + d * (k - 1) + 1 - pads[j] - pads[j + n]
+        for j, (st, h, e, d, k) in enumerate(zip(strides, spatial, extra, dil, kernel, strict=True))
+    ]
+    dtype = b.spec(x).dtype
+    extents = {"b": xs[0], **{_OUT_VARS[j]: out[j] for j in range(n)}}
+    extents.update({_KER_VARS[j]: kernel[j] for j in range(n)})
+    if groups == 1:
+        out_ch, in_ch, w_in = Affine.var("m"), Affine.var("c"), Affine.var("c")
+        extents.update(m=m_group, c=c_group)
+    else:
+        extents.update(g=groups, m=m_group, c=c_group)
+        out_ch = Affine.of([("g", m_group), ("m", 1)])
+        in_ch = w_in = Affine.of([("g", c_group), ("c", 1)])
+    x_idx: list[IndexExpr] = [Affine.var("b"), in_ch]
+    body: Expr = Access(w, (w_in, Affine.var("m"), *(Affine.var(v) for v in _KER_VARS[:n])))
+    masks: list[Expr] = []
+    for j in range(n):
+        p, r = _OUT_VARS[j], _KER_VARS[j]
+        arg = Affine.of([(p, 1), (r, -dil[j])], pads[j])
+        if strides[j] == 1:
+            x_idx.append(arg)
+            continue
+        x_idx.append(FloorDiv(arg, strides[j]))
+        pos = np.arange(out[j])[:, None] + pads[j] - dil[j] * np.arange(kernel[j])[None, :]
+        phase = (pos % strides[j] == 0).astype(dtype.numpy)
+        mask = b.tensor(f"{name}_phase{j}", phase.shape, dtype, Role.WEIGHT, data=phase)
+        masks.append(var_access(mask, (p, r)))
+    body = Binary(BinaryOp.MUL, Access(x, tuple(x_idx)), body)
+    for mask in masks:
+        body = Binary(BinaryOp.MUL, body, mask)
+    bias = _input(node, 2)
+    y = b.tensor(f"{name}_nobias" if bias else name, (xs[0], groups * m_group, *out), dtype)
+    y_acc = Access(y, (Affine.var("b"), out_ch, *(Affine.var(v) for v in _OUT_VARS[:n])))
+    reduced = ("c", *_KER_VARS[:n])
+    b.einsum(name, y_acc, body, extents, ReduceOp.SUM, reduced, op="ConvTranspose")
+    if bias is None:
+        return (y,)
+    return (_channel_affine(b, f"{name}_bias", y, None, ctx.tensor(bias), "ConvTranspose", name),)
 
 
 def _channel_affine(
