@@ -32,7 +32,7 @@ from codesign.ir.builder import CascadeBuilder, iter_vars, sanitize, var_access
 from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, Expr, Select, Unary
-from codesign.ir.index import FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.index import Gathered, IndexExpr
 
 # Ops never folded even with constant inputs: their value is not a function of the inputs.
 _NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -436,9 +436,7 @@ def _rename_index(index: IndexExpr, mapping: Mapping[str, str]) -> IndexExpr:
             mapping.get(index.tensor, index.tensor),
             tuple(_rename_index(i, mapping) for i in index.indices),
         )
-    if isinstance(index, (FloorDiv, Mod)):
-        return index  # quasi-affine indices hold no tensor names
-    return index
+    return index  # affine and quasi-affine indices hold no tensor names
 
 
 def _rename_expr(expr: Expr, mapping: Mapping[str, str]) -> Expr:

@@ -138,7 +138,15 @@ def _operands(b: CascadeBuilder, ctx: LoweringContext, names: Sequence[str]) -> 
     out: list[Operand] = []
     for k, name in enumerate(names):
         c = ctx.const(name)
-        inline = c is not None and c.size == 1 and c.dtype.kind in "fiub"
+        # the interpreter holds constants in float32: inline only what float32 holds exactly
+        inline = (
+            c is not None
+            and c.size == 1
+            and (
+                c.dtype.kind == "f"
+                or (c.dtype.kind in "iub" and abs(int(c.reshape(-1)[0])) < 2**24)
+            )
+        )
         others = shapes[:k] + shapes[k + 1 :]
         if inline and others and tuple(np.broadcast_shapes(*others)) == full:
             scalar = c.reshape(-1)[0]  # type: ignore[union-attr]
