@@ -32,8 +32,12 @@ def _assert_valid(problem: Problem, arch, result) -> None:
         if hw.size_words is not None:
             assert level.capacity_words_used <= hw.size_words
     for dim, bound in problem.dims:
-        factors = [loop.bound for lv in mapping.levels
-                   for loop in lv.temporal + lv.spatial_x + lv.spatial_y if loop.dim == dim]
+        factors = [
+            loop.bound
+            for lv in mapping.levels
+            for loop in lv.temporal + lv.spatial_x + lv.spatial_y
+            if loop.dim == dim
+        ]
         total = math.prod(factors)
         outer = factors[0] if factors else 1
         assert total >= bound and (total // outer) * (outer - 1) < bound
@@ -41,7 +45,9 @@ def _assert_valid(problem: Problem, arch, result) -> None:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    m=st.integers(1, 96), n=st.integers(1, 96), k=st.integers(1, 96),
+    m=st.integers(1, 96),
+    n=st.integers(1, 96),
+    k=st.integers(1, 96),
     preset=st.sampled_from(["eyeriss_like", "simple_ws", "tpu_like"]),
     seed=st.integers(0, 3),
 )
@@ -97,7 +103,7 @@ def test_constraints_are_respected() -> None:
     dims = [loop.dim for loop in glb.temporal]
     listed = [d for d in dims if d in ("m", "c", "p")]
     assert listed == [d for d in ("m", "c", "p") if d in dims]
-    assert dims[len(dims) - len(listed):] == listed
+    assert dims[len(dims) - len(listed) :] == listed
     assert all(loop.bound <= 4 for loop in result.mapping.levels[0].temporal if loop.dim == "p")
 
 
@@ -134,8 +140,12 @@ def test_caps_that_cannot_cover_a_dim_are_rejected() -> None:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    c=st.integers(1, 48), k=st.integers(1, 48), p=st.integers(1, 30), q=st.integers(1, 30),
-    r=st.integers(1, 5), stride=st.integers(1, 2),
+    c=st.integers(1, 48),
+    k=st.integers(1, 48),
+    p=st.integers(1, 30),
+    q=st.integers(1, 30),
+    r=st.integers(1, 5),
+    stride=st.integers(1, 2),
     preset=st.sampled_from(["eyeriss_like", "simba_like", "tpu_like", "tpu_v1_like"]),
     seed=st.integers(0, 3),
 )

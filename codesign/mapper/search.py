@@ -114,15 +114,14 @@ def _fanout(arch: Arch, level: int, kind: int) -> int:
     return (0, arch.levels[level].fanout_x, arch.levels[level].fanout_y)[kind]
 
 
-def _variant_primes(bounds: tuple[int, ...]) -> np.ndarray:
-    """(D, V, P): primes of each bound, then of the bound padded up to a multiple of 2, 4, 8, 16
+def _variant_primes(bounds: tuple[int, ...], multiples: tuple[int, ...]) -> np.ndarray:
+    """(D, V, P): primes of each bound, then of the bound padded up to each of ``multiples``
     (1-padded on the last axis)."""
     table = [
-        [_primes(bound)] + [_primes(-(-bound // m) * m) for m in _PAD_MULTIPLES]
-        for bound in bounds
+        [_primes(bound)] + [_primes(-(-bound // m) * m) for m in multiples] for bound in bounds
     ]
     width = max(1, max(len(p) for variants in table for p in variants))
-    out = np.ones((len(bounds), 1 + len(_PAD_MULTIPLES), width), dtype=np.int64)
+    out = np.ones((len(bounds), 1 + len(multiples), width), dtype=np.int64)
     for d, variants in enumerate(table):
         for v, primes in enumerate(variants):
             out[d, v, : len(primes)] = primes
@@ -184,7 +183,8 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
             slots.append((index, 2))
     for dim, bound in problem.dims:
         reach = math.prod(
-            int(min(caps[lv, dims[dim]], bound)) if kind == 0
+            int(min(caps[lv, dims[dim]], bound))
+            if kind == 0
             else (arch.levels[lv].fanout_x if kind == 1 else arch.levels[lv].fanout_y)
             for lv, kind in slots
         )
@@ -209,10 +209,20 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
                 )
             stationary = None
     relevant = np.array([[d in t.dims() for d in problem.dim_names] for t in problem.tensors])
-    variant_primes = _variant_primes(problem.bounds)
+    # Padding to a multiple of a fan-out lets power-of-two dims fill a 14x12 array.
+    fanouts = {f for hw in arch.levels for f in (hw.fanout_x, hw.fanout_y) if f > 1}
+    variant_primes = _variant_primes(problem.bounds, tuple(sorted(set(_PAD_MULTIPLES) | fanouts)))
     prime_set = np.unique(variant_primes)
     return _Space(
-        problem, arch, tuple(slots), caps, fixed, may_keep, must_keep, stationary, c,
+        problem,
+        arch,
+        tuple(slots),
+        caps,
+        fixed,
+        may_keep,
+        must_keep,
+        stationary,
+        c,
         relevant=relevant.reshape(len(problem.tensors), n_d),
         slot_level=np.array([lv for lv, _ in slots], dtype=np.int64),
         slot_kind=np.array([kind for _, kind in slots], dtype=np.int64),
@@ -276,8 +286,9 @@ def _concat(first: MappingArrays, second: MappingArrays) -> MappingArrays:
     )
 
 
-def _from_factors(space: _Space, factors: np.ndarray, order: np.ndarray,
-                  keep: np.ndarray) -> MappingArrays:
+def _from_factors(
+    space: _Space, factors: np.ndarray, order: np.ndarray, keep: np.ndarray
+) -> MappingArrays:
     """factors (B, 3, L, D): temporal, spatial_x, spatial_y loop bounds."""
     return MappingArrays(
         temporal=np.ascontiguousarray(factors[:, 0]),
@@ -340,8 +351,9 @@ def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArr
     variant = np.zeros((n, n_d), dtype=np.int64)
     if space.constraints.imperfect:
         pad = (rng.random((n, n_d)) < 0.3) & space.can_pad[None, :]
-        variant = np.where(pad, 1 + rng.integers(space.variant_primes.shape[1] - 1,
-                                                 size=(n, n_d)), 0)
+        variant = np.where(
+            pad, 1 + rng.integers(space.variant_primes.shape[1] - 1, size=(n, n_d)), 0
+        )
     primes = space.variant_primes[np.arange(n_d)[None, :], variant]  # (B, D, P)
     factors = np.ones((n, 3, n_l, n_d), dtype=np.int64)
     room = np.tile(space.slot_room, (n, 1))
