@@ -168,7 +168,7 @@ def attention_options(cascade: Cascade, device: Device, tf32: bool = False) -> R
 
 
 # -- the LLM builder's cascades -----------------------------------------------------------------
-_LAYER = re.compile(r"^(?:l|layer|layers|blk|block|h)[._]?(\d+)[._]")
+_LAYER = re.compile(r"^(?:l|layer|layers|blk|block|h)[._]?(\d+)[._]", re.IGNORECASE)
 
 
 def _layer_prefix(name: str) -> str:
@@ -194,14 +194,25 @@ def layer_label(einsum: Einsum) -> str:
 
 
 def kv_cache_tensors(cascade: Cascade) -> frozenset[str]:
-    """Tensors that hold the KV cache: named ``*k_cache*``, ``*v_cache*``, ``past_key*``,
-    ``present_v*``.
+    """Tensors that hold the KV cache: the LLM builder's ``L{i}_k``/``_v`` (prefill outputs),
+    ``L{i}_k_cache`` (decode inputs), ``L{i}_k_all`` (decode outputs); ONNX-style ``past_key*``,
+    ``present_v*``, ``*k_cache*``.
 
     Views propagate KV-ness (``tensor_kinds``), so the concat of the cache and the new entries,
     and the new entries themselves, count as KV too.
     """
-    pattern = re.compile(r"(^|_)(k|v|kv)_?cache|(past|present)_(key|value|k|v)(?![a-z])")
+    pattern = re.compile(
+        r"^L\d+_[kv](_cache|_all)?$"  # the LLM builder's cache inputs and outputs
+        r"|(^|_)(k|v|kv)_?cache|(past|present)_(key|value|k|v)(?![a-z])"  # ONNX exports
+    )
     return frozenset(t.name for t in cascade.tensors if pattern.search(t.name))
+
+
+def _llm_label(einsum: Einsum) -> str:
+    """The LLM builder's layer-type label (``L3_rope_q_0`` -> ``rope``), else `layer_label`."""
+    from codesign.frontends.llm import label_of
+
+    return label_of(einsum.name) or layer_label(einsum)
 
 
 def llm_options(
@@ -210,7 +221,7 @@ def llm_options(
     """Options for an LLM-builder cascade: layer-type labels, KV cache, optional fused attention."""
     return RooflineOptions(
         groups=attention_groups(cascade, device) if flash_attention else (),
-        labels=tuple((e.name, layer_label(e)) for e in cascade.einsums),
+        labels=tuple((e.name, _llm_label(e)) for e in cascade.einsums),
         kv_tensors=kv_cache_tensors(cascade),
         tf32=tf32,
     )
