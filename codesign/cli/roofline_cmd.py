@@ -115,7 +115,7 @@ def build_report(args: argparse.Namespace) -> RooflineReport:
             kinds = tensor_kinds(cascade, options.kv_tensors)
             cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
         reports.append(analyze(cascade, device, options, phase))
-    return RooflineReport(name, device, tuple(reports))
+    return RooflineReport(getattr(args, "llm", None) or name, device, tuple(reports))
 
 
 def _fmt(n: float, unit: str = "") -> str:
