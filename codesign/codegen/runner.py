@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,51 @@ def time_stages(
     return times
 
 
+def cuda_device() -> Any:
+    """TVM's CUDA device 0, with what loading a CUDA build needs: the CUDA runtime sidecar
+    library (a runtime-only TVM, ``TVM_USE_RUNTIME_LIB=1``, does not load it) and a CUDA
+    source compiler.  A build keeps CUDA source, compiled for the GPU at hand when loaded: with
+    nvcc on PATH to a fatbin for the device's arch, else by TVM's own callback (NVRTC through
+    cuda-bindings).  Check ``.exist`` on the result."""
+    import shutil  # noqa: PLC0415
+
+    import tvm  # noqa: PLC0415
+    import tvm_ffi  # noqa: PLC0415
+    from tvm.base import _LOADED_LIBS  # noqa: PLC0415
+    from tvm_ffi.libinfo import load_lib_ctypes  # noqa: PLC0415
+
+    if "tvm_runtime_cuda" not in _LOADED_LIBS:
+        lib_dir = Path(_LOADED_LIBS["tvm_runtime"]._name).resolve().parent
+        try:
+            _LOADED_LIBS["tvm_runtime_cuda"] = load_lib_ctypes(
+                package="tvm", target_name="tvm_runtime_cuda", extra_lib_paths=[lib_dir],
+                mode="RTLD_LOCAL",
+            )  # fmt: skip
+        except OSError:  # no CUDA driver (libcuda.so.1): `.exist` is False
+            pass
+    device = tvm.cuda(0)
+    if not device.exist:
+        return device
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        import tvm.support.nvcc  # noqa: F401, PLC0415 - TVM's NVRTC callback (full install)
+
+        return device
+    arch = "sm_" + device.compute_version.replace(".", "")
+
+    def compile_source(code: str) -> bytes:
+        # our own nvcc call: TVM's helper needs the compiler library, absent when runtime-only
+        with tempfile.TemporaryDirectory(prefix="cs_cuda_") as tmp:
+            src, out = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.fatbin"
+            src.write_text(code)
+            cmd = [nvcc, "--fatbin", "-O3", f"-arch={arch}", "-o", str(out), str(src)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            return out.read_bytes()
+
+    tvm_ffi.register_global_func("tvm_callback_cuda_compile", compile_source, override=True)
+    return device
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run an exported codesign cascade with TVM.")
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
@@ -92,12 +139,10 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = json.loads((args.dir / "manifest.json").read_text())
     kind = args.device or ("cuda" if manifest["target"] == "cuda" else "cpu")
-    device = tvm.cuda(0) if kind == "cuda" else tvm.cpu(0)
+    device = cuda_device() if kind == "cuda" else tvm.cpu(0)
     if not device.exist:
         print(f"no {kind} device on this machine", file=sys.stderr)
         return 2
-    if kind == "cuda":
-        import tvm.support.nvcc  # noqa: F401, PLC0415 - registers the CUDA source compiler
     module = tvm.runtime.load_module(str(args.dir / manifest["library"]))
     with np.load(args.dir / "inputs.npz") as data:
         values = {k: data[k] for k in data.files}

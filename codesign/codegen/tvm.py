@@ -92,7 +92,7 @@ class CompiledCascade:
         import tvm  # noqa: PLC0415
 
         if self.target == "cuda":
-            device = tvm.cuda(0)
+            device = runner.cuda_device()
             if not device.exist:
                 raise InputError("no CUDA GPU on this machine: cannot run the cuda build")
             return device
@@ -154,7 +154,9 @@ def _target(name: str, cuda_arch: str) -> Target:
     if name == "llvm":
         return tvm.target.Target("llvm")
     if name == "cuda":
-        return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host="llvm")
+        # 48 KiB: the static shared-memory limit of every arch since sm_50 (dlight asks)
+        spec = {"kind": "cuda", "arch": cuda_arch, "max_shared_memory_per_block": 49152}
+        return tvm.target.Target(spec, host="llvm")
     raise InputError(f"unknown TVM target {name!r} (known: {', '.join(TARGETS)})")
 
 
