@@ -8,16 +8,46 @@ from collections.abc import Callable
 from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Protocol, runtime_checkable
 
+from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
-from codesign.ir.cascade import Cascade
+from codesign.ir.cascade import Cascade, Einsum
 from codesign.mapper.from_ir import problem_from_einsum
 from codesign.mapper.mapping import Mapping, check_mapping
+from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import Cost, CostModel
 from codesign.sim.systolic_cost import SystolicCostModel
 from codesign.sim.vector import vector_cost
+
+
+@runtime_checkable
+class FixedScheduleModel(Protocol):
+    """A cost model whose hardware fixes the schedule, so nothing is searched: it prices every
+    non-view Einsum itself, a MAC Einsum from its `problem`, any other (``problem`` None) on the
+    hardware's vector resources.  Hardware families that are not spatial `Arch`es (bit-serial
+    PE arrays, LUT tensor cores) bring such a model with them (`family_model`)."""
+
+    def evaluate_einsum(
+        self, einsum: Einsum, problem: Problem | None, cascade: Cascade, hardware: Any
+    ) -> Cost: ...
+
+
+def family_model(hardware: Any) -> FixedScheduleModel:
+    """The model of a non-`Arch` hardware family, by its ``family`` name."""
+    from codesign.sim.bitserial import BitSerialModel
+    from codesign.sim.lut_tc import TensorCoreModel
+
+    models: dict[str, type] = {"bitserial": BitSerialModel, "tensor_core": TensorCoreModel}
+    family = getattr(hardware, "family", None)
+    if family not in models:
+        raise InputError(
+            f"{getattr(hardware, 'name', hardware)!r}: no cost model for hardware family "
+            f"{family!r} (known: {', '.join(models)})"
+        )
+    return models[family]()
 
 
 class EinsumKind(Enum):
@@ -83,12 +113,21 @@ class CascadeMapper:
     def map(
         self,
         cascade: Cascade,
-        arch: Arch,
+        arch: Arch | Any,
         given: MappingOf[str, Mapping] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> CascadeResult:
-        """Cost every Einsum; MAC Einsums use `given[name]` if present, else the mapper."""
+        """Cost every Einsum; MAC Einsums use `given[name]` if present, else the mapper.
+
+        A non-`Arch` hardware (``family: bitserial``, ``family: tensor_core``) is priced by its
+        family's `FixedScheduleModel`, as is any arch when `model` is one.
+        """
         given = given or {}
+        fixed: FixedScheduleModel | None = None
+        if not isinstance(arch, Arch):
+            fixed = family_model(arch)
+        elif isinstance(self.model, FixedScheduleModel):
+            fixed = self.model
         results: list[EinsumResult] = []
         for einsum in cascade.einsums:
             if progress is not None:
@@ -101,6 +140,11 @@ class CascadeMapper:
                 )
                 continue
             problem = problem_from_einsum(einsum, cascade)
+            if fixed is not None:  # the hardware fixes the schedule: nothing to search
+                kind = EinsumKind.VECTOR if problem is None else EinsumKind.MAC
+                cost = fixed.evaluate_einsum(einsum, problem, cascade, arch)
+                results.append(EinsumResult(einsum.name, einsum.op, kind, cost))
+                continue
             if problem is None:
                 results.append(
                     EinsumResult(
