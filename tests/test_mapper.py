@@ -174,3 +174,19 @@ def test_search_generates_at_least_ten_thousand_mappings_per_second() -> None:
     search(problem, arch, options=SearchOptions(max_evaluations=2048, seed=0))  # warm up
     result = search(problem, arch, options=SearchOptions(max_evaluations=20_000, seed=0))
     assert result.evaluations / result.elapsed_s >= 10_000
+
+
+def test_memo_cache_hits_the_same_shape_with_other_tensor_names() -> None:
+    arch = load_arch(HW / "simple_ws.yaml")
+    mapper = Mapper()
+    first = Problem.gemm(32, 32, 32, name="a")
+    renamed = replace(
+        first,
+        name="b",
+        tensors=tuple(replace(t, name=f"{t.name}_b") for t in first.tensors),
+    )
+    a = mapper.map(first, arch, options=FAST)
+    b = mapper.map(renamed, arch, options=FAST)
+    assert len(mapper.cache) == 1 and a.cost.edp == b.cost.edp
+    assert all(t.endswith("_b") for level in b.mapping.levels for t in level.keep)
+    assert AnalyticalModel().evaluate(renamed, b.mapping, arch) == b.cost

@@ -476,7 +476,9 @@ def _mutate(space: _Space, best: MappingArrays, n: int, rng: np.random.Generator
 class Mapper:
     """Maps problems onto archs; identical (problem, arch, constraints, options) are mapped once.
 
-    The memo cache lives in the instance (no module state); problem names are ignored in the key.
+    The memo cache lives in the instance (no module state). Problem and tensor names are ignored
+    in the key (tensors count by position), so the same layer shape with other weight names is a
+    hit; the returned mapping and cost carry the caller's names.
     """
 
     cache: dict[tuple[object, ...], SearchResult] = field(default_factory=dict)
@@ -490,11 +492,52 @@ class Mapper:
     ) -> SearchResult:
         constraints = constraints or Constraints()
         options = options or SearchOptions()
-        key = (replace(problem, name=""), arch, constraints, options)
+        names = [t.name for t in problem.tensors]
+        anonymous = [f"#{i}" for i in range(len(names))]
+        key = (
+            _renamed_problem(problem, anonymous),
+            arch,
+            replace(constraints, bypass=_renamed_bypass(constraints.bypass, names, anonymous)),
+            options,
+        )
         if key not in self.cache:
-            self.cache[key] = search(problem, arch, constraints, options)
-        result = self.cache[key]
+            result = search(problem, arch, constraints, options)
+            self.cache[key] = _renamed_result(result, dict(zip(names, anonymous, strict=True)))
+        result = _renamed_result(self.cache[key], dict(zip(anonymous, names, strict=True)))
         return replace(result, mapping=replace(result.mapping, problem=problem.name))
+
+
+def _renamed_problem(problem: Problem, names: list[str]) -> Problem:
+    tensors = tuple(replace(t, name=n) for t, n in zip(problem.tensors, names, strict=True))
+    return replace(problem, name="", tensors=tensors)
+
+
+def _renamed_bypass(
+    bypass: tuple[tuple[str, str], ...], old: list[str], new: list[str]
+) -> tuple[tuple[str, str], ...]:
+    rename = dict(zip(old, new, strict=True))
+    return tuple((level, rename.get(tensor, tensor)) for level, tensor in bypass)
+
+
+def _renamed_result(result: SearchResult, rename: dict[str, str]) -> SearchResult:
+    mapping = replace(
+        result.mapping,
+        levels=tuple(
+            replace(level, keep=frozenset(rename[t] for t in level.keep))
+            for level in result.mapping.levels
+        ),
+    )
+    cost = replace(
+        result.cost,
+        levels=tuple(
+            replace(
+                level,
+                tensors=tuple(replace(t, tensor=rename[t.tensor]) for t in level.tensors),
+            )
+            for level in result.cost.levels
+        ),
+    )
+    return replace(result, mapping=mapping, cost=cost)
 
 
 def search(
