@@ -79,7 +79,9 @@ def test_lut_tensor_core_published_number_within_tolerance(case: dict, lut_rows:
     assert abs(row["rel_error"]) <= case["tolerance"], row
 
 
-def test_paper_script_prints_rows_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_paper_script_prints_rows_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     module = _script("lut_tensor_core")
