@@ -135,6 +135,11 @@ def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> Cas
     from codesign.hwmodels.hardware import load_hardware
 
     arch = load_hardware(hw_path)
+    if not isinstance(arch, Arch) and args.cost_model != "analytical":
+        raise InputError(
+            f"--model {args.cost_model!r}: {hw_path} is a {arch.family} hardware file, "
+            "priced by its own model"
+        )
     models = cost_models()
     if args.cost_model not in models:
         raise InputError(f"--model {args.cost_model!r}: unknown (known: {', '.join(models)})")
