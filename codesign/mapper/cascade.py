@@ -19,7 +19,6 @@ from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import Cost, CostModel
-from codesign.sim.systolic_cost import SystolicCostModel
 from codesign.sim.vector import vector_cost
 
 
@@ -154,10 +153,6 @@ class CascadeMapper:
                         vector_cost(einsum, cascade, arch),
                     )
                 )
-                continue
-            if isinstance(self.model, SystolicCostModel):  # the dataflow fixes the schedule
-                cost = self.model.evaluate(problem, None, arch)
-                results.append(EinsumResult(einsum.name, einsum.op, EinsumKind.MAC, cost))
                 continue
             if einsum.name in given:
                 mapping = given[einsum.name]

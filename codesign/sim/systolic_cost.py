@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, TensorRole
+from codesign.ir.cascade import Cascade, Einsum
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.problem import Problem
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 from codesign.sim.systolic import SystolicArray, SystolicResult, simulate_gemm
+from codesign.sim.vector import vector_cost
 
 
 def array_of(arch: Arch) -> SystolicArray:
@@ -61,6 +63,14 @@ class SystolicCostModel:
     def simulate(self, problem: Problem, arch: Arch) -> tuple[int, SystolicResult]:
         batch, m, n, k = gemm_view(problem)
         return batch, simulate_gemm(m, n, k, array_of(arch))
+
+    def evaluate_einsum(
+        self, einsum: Einsum, problem: Problem | None, cascade: Cascade, hardware: Arch
+    ) -> Cost:
+        """`FixedScheduleModel`: MAC Einsums on the array, others on the PEs as vector ops."""
+        if problem is None:
+            return vector_cost(einsum, cascade, hardware)
+        return self.evaluate(problem, None, hardware)
 
     def evaluate(self, problem: Problem, mapping: Mapping | None, arch: Arch) -> Cost:
         del mapping  # the dataflow fixes the schedule
