@@ -1,6 +1,6 @@
 """Einsum-cascade IR: tensors, extended Einsums, printer/parser, verifier, interpreter, stats."""
 
-from codesign.ir.cascade import Cascade, Einsum, Role, TensorSpec
+from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role, TensorSpec
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
@@ -12,7 +12,8 @@ from codesign.ir.verify import VerifyError, verify
 
 __all__ = [
     "Access", "Affine", "Binary", "BinaryOp", "Cascade", "CascadeStats", "Const", "DType",
-    "Einsum", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "ReduceOp",
+    "Einsum", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "QuantFormat",
+    "Quantization", "ReduceOp",
     "Role", "Select", "TensorSpec", "Unary", "UnaryOp", "VerifyError", "cascade_stats",
     "einsum_stats", "interpret", "parse_cascade", "print_cascade", "verify",
 ]  # fmt: skip

@@ -31,6 +31,42 @@ from codesign.ir.expr import Access, Expr, ReduceOp, accesses
 from codesign.ir.index import Affine, Gathered, IndexExpr
 
 
+class QuantFormat(Enum):
+    """How the codes of a quantized tensor map to real values (see `Quantization`)."""
+
+    INT = "int"  # uniform integer codes times a scale (minus a zero point when asymmetric)
+    TERNARY = "ternary"  # {-1, 0, 1} times an absmean scale (BitNet b1.58)
+    FP = "fp"  # minifloat codes (the tensor's dtype) times a scale
+    MX = "mx"  # OCP microscaling: element codes times a shared power-of-two (E8M0) scale
+    BITMOD = "bitmod"  # BitMoD: per group the lowest-MSE FP variant with one special value
+
+
+@dataclass(frozen=True, slots=True)
+class Quantization:
+    """How a tensor was quantized; `TensorSpec.dtype` is the storage type of its codes.
+
+    The tensor's values (weight `data`, interpreter results) are the dequantized reals, held in
+    float32 (simulated quantization).  Scales (and zero points, when `zero_point`) are shared by
+    `group_size` consecutive elements along `axis`: `axis=None` is one scale for the tensor,
+    `group_size=None` one scale per slice along `axis` (per channel).  Zero points are stored in
+    the code width.
+    """
+
+    format: QuantFormat
+    axis: int | None = None
+    group_size: int | None = None
+    scale_dtype: DType = DType.F16
+    zero_point: bool = False
+
+    def groups(self, shape: tuple[int, ...]) -> int:
+        """Number of scales a tensor of `shape` carries."""
+        if self.axis is None:
+            return 1
+        n = shape[self.axis]
+        per_slice = 1 if self.group_size is None else math.ceil(n / self.group_size)
+        return math.prod(shape) // n * per_slice
+
+
 class Role(Enum):
     INPUT = "input"
     WEIGHT = "weight"
@@ -48,6 +84,7 @@ class TensorSpec:
     dtype: DType
     role: Role
     data: np.ndarray | None = field(default=None, compare=False, repr=False)
+    quant: Quantization | None = None
 
     @property
     def size(self) -> int:
@@ -58,6 +95,25 @@ class TensorSpec:
     def size_bytes(self) -> int:
         """Storage size in bytes, sub-byte types packed."""
         return math.ceil(self.size * self.dtype.bits / 8)
+
+    @property
+    def scale_bytes(self) -> int:
+        """Bytes of the quantization scales and zero points (0 when not quantized)."""
+        if self.quant is None:
+            return 0
+        bits = self.quant.scale_dtype.bits + (self.dtype.bits if self.quant.zero_point else 0)
+        return math.ceil(self.quant.groups(self.shape) * bits / 8)
+
+    @property
+    def storage_bytes(self) -> int:
+        """Packed codes plus quantization scales and zero points, in bytes."""
+        return self.size_bytes + self.scale_bytes
+
+    @property
+    def value_dtype(self) -> np.dtype:
+        """The NumPy type the interpreter holds values in: float32 for quantized tensors (their
+        values are dequantized reals), else the dtype's holder."""
+        return np.dtype(np.float32) if self.quant is not None else self.dtype.numpy
 
 
 @dataclass(frozen=True, slots=True)

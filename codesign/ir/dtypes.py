@@ -23,11 +23,19 @@ class DType(Enum):
     FP8_E4M3 = "fp8e4m3"
     FP8_E5M2 = "fp8e5m2"
     FP4_E2M1 = "fp4e2m1"
+    FP6_E2M3 = "fp6e2m3"
+    FP6_E3M2 = "fp6e3m2"
+    FP3_E2M0 = "fp3e2m0"
+    E8M0 = "e8m0"  # unsigned power-of-two exponent (OCP MX block scales)
     I64 = "i64"
     I32 = "i32"
     I16 = "i16"
     I8 = "i8"
+    I7 = "i7"
+    I6 = "i6"
+    I5 = "i5"
     I4 = "i4"
+    I3 = "i3"
     I2 = "i2"
     I1 = "i1"
     U8 = "u8"
@@ -65,9 +73,12 @@ _BITS = {
     DType.F64: 64, DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.FP8_E4M3: 8,
     DType.FP8_E5M2: 8, DType.FP4_E2M1: 4, DType.I64: 64, DType.I32: 32, DType.I16: 16,
     DType.I8: 8, DType.I4: 4, DType.I2: 2, DType.I1: 1, DType.U8: 8, DType.BOOL: 8,
+    DType.FP6_E2M3: 6, DType.FP6_E3M2: 6, DType.FP3_E2M0: 3, DType.E8M0: 8, DType.I7: 7,
+    DType.I6: 6, DType.I5: 5, DType.I3: 3,
 }  # fmt: skip
 _FLOATS = {
     DType.F64, DType.F32, DType.F16, DType.BF16, DType.FP8_E4M3, DType.FP8_E5M2, DType.FP4_E2M1,
+    DType.FP6_E2M3, DType.FP6_E3M2, DType.FP3_E2M0, DType.E8M0,
 }  # fmt: skip
 # Sub-byte and 8-bit float formats are simulated in float32 / int8 holders.
 _NUMPY = {
@@ -75,6 +86,8 @@ _NUMPY = {
     DType.FP8_E4M3: "float32", DType.FP8_E5M2: "float32", DType.FP4_E2M1: "float32",
     DType.I64: "int64", DType.I32: "int32", DType.I16: "int16", DType.I8: "int8",
     DType.I4: "int8", DType.I2: "int8", DType.I1: "int8", DType.U8: "uint8", DType.BOOL: "bool",
+    DType.FP6_E2M3: "float32", DType.FP6_E3M2: "float32", DType.FP3_E2M0: "float32",
+    DType.E8M0: "float32", DType.I7: "int8", DType.I6: "int8", DType.I5: "int8", DType.I3: "int8",
 }  # fmt: skip
 _FROM_NUMPY = {
     "float64": DType.F64, "float32": DType.F32, "float16": DType.F16, "int64": DType.I64,

@@ -89,11 +89,11 @@ def interpret(
                 raise InputError(
                     f"input {tensor.name}: shape {value.shape}, expected {tensor.shape}"
                 )
-            env[tensor.name] = value.astype(tensor.dtype.numpy, copy=False)
+            env[tensor.name] = value.astype(tensor.value_dtype, copy=False)
         elif tensor.role is Role.WEIGHT:
             if tensor.data is None:
                 raise InputError(f"weight {tensor.name} has no data; pass it in inputs")
-            env[tensor.name] = np.asarray(tensor.data, dtype=tensor.dtype.numpy)
+            env[tensor.name] = np.asarray(tensor.data, dtype=tensor.value_dtype)
     for einsum in cascade.einsums:
         _run_einsum(cascade, einsum, env)
     if keep_intermediates:
@@ -126,7 +126,6 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
     out_vars = [v for v, _ in einsum.space if v not in einsum.reduced]
     extents = einsum.extents
     result = np.broadcast_to(result, tuple(extents[v] for v in out_vars))
-    dtype = spec.dtype.numpy
     plain = [i.plain_var if isinstance(i, Affine) else None for i in einsum.output.indices]
     if (
         None not in plain
@@ -136,23 +135,25 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
         perm = [out_vars.index(v) for v in plain]  # type: ignore[arg-type]
         # ascontiguousarray turns a 0-d array into shape (1,): reshape keeps rank-0 tensors
         value = np.ascontiguousarray(np.transpose(result, perm)).reshape(spec.shape)
-        env[spec.name] = _cast(value, spec.dtype)
+        env[spec.name] = _cast(value, spec.dtype, spec.quant is not None)
         return
     target = env.get(spec.name)
     if target is None:
-        target = np.zeros(spec.shape, dtype=dtype)
+        target = np.zeros(spec.shape, dtype=spec.value_dtype)
         env[spec.name] = target
     index = tuple(
         _affine_values(i, extents, out_vars)  # type: ignore[arg-type]
         for i in einsum.output.indices
     )
-    target[index] = _cast(result, spec.dtype)
+    target[index] = _cast(result, spec.dtype, spec.quant is not None)
 
 
-def _cast(values: Array, dtype: DType) -> Array:
+def _cast(values: Array, dtype: DType, quantized: bool = False) -> Array:
     """Store `values` as `dtype`.  Integers saturate to the type's range instead of wrapping;
     floats convert to integers by truncation, as NumPy and ONNX Cast do (quantisation passes
-    write an explicit round)."""
+    write an explicit round).  A quantized tensor holds dequantized reals in float32."""
+    if quantized:
+        return values.astype(np.float32, copy=False)
     if dtype.is_int and dtype is not DType.U8:
         lo, hi = -(2 ** (dtype.bits - 1)), 2 ** (dtype.bits - 1) - 1
         values = np.clip(values, lo, hi)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from codesign.errors import InputError
-from codesign.ir.cascade import Cascade, Einsum, Role, TensorSpec
+from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role, TensorSpec
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
@@ -22,6 +22,7 @@ _CALL_BINARY = {op.value: op for op in BinaryOp if not op.infix}
 _INFIX = {op.value: op for op in BinaryOp if op.infix}
 _ROLES = {role.value: role for role in Role}
 _DTYPES = {d.value: d for d in DType}
+_FORMATS = {f.value: f for f in QuantFormat}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,36 @@ class _Parser:
             ranks.append(self.take(kind="ident").text)
             self.take("=")
             shape.append(self.integer())
-        return TensorSpec(name, tuple(ranks), tuple(shape), _DTYPES[dtype_name], role)
+        quant = None
+        if self.tok.text == "quant" and self.peek().text == "{":
+            quant = self.quant()
+        return TensorSpec(name, tuple(ranks), tuple(shape), _DTYPES[dtype_name], role, quant=quant)
+
+    def quant(self) -> Quantization:
+        """``quant{format=F,axis=A,group=G,scale=DTYPE,zero_point=true}`` (printer's form)."""
+        self.take("quant")
+        self.take("{")
+        values: dict[str, _Tok] = {}
+        while not self.accept("}"):
+            if values:
+                self.take(",")
+            key = self.take(kind="ident").text
+            self.take("=")
+            values[key] = self.take()
+        unknown = set(values) - {"format", "axis", "group", "scale", "zero_point"}
+        if unknown or "format" not in values:
+            raise self.error(f"quant needs format=..., unknown field(s) {sorted(unknown)}")
+        fmt, scale = values["format"].text, values.get("scale")
+        if fmt not in _FORMATS or (scale is not None and scale.text not in _DTYPES):
+            raise self.error(f"bad quant format {fmt!r} or scale dtype")
+        axis, group = values.get("axis"), values.get("group")
+        return Quantization(
+            _FORMATS[fmt],
+            axis=None if axis is None else int(axis.text),
+            group_size=None if group is None else int(group.text),
+            scale_dtype=DType.F16 if scale is None else _DTYPES[scale.text],
+            zero_point=values.get("zero_point", _Tok("ident", "false", 0)).text == "true",
+        )
 
     def einsum(self, shapes: dict[str, tuple[int, ...]]) -> Einsum:
         name = self.take(kind="ident").text

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from codesign.ir.cascade import Cascade, Einsum, TensorSpec
+from codesign.ir.cascade import Cascade, Einsum, Quantization, TensorSpec
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, Select, Unary
 from codesign.ir.index import Affine, FloorDiv, IndexExpr, Mod
 
@@ -100,7 +100,23 @@ def format_expr(expr: Expr) -> str:
 
 def format_tensor(tensor: TensorSpec) -> str:
     dims = ",".join(f"{r}={n}" for r, n in zip(tensor.ranks, tensor.shape, strict=True))
-    return f"{tensor.role.value} {tensor.name}: {tensor.dtype.value}[{dims}]"
+    text = f"{tensor.role.value} {tensor.name}: {tensor.dtype.value}[{dims}]"
+    if tensor.quant is not None:
+        text += f" {format_quant(tensor.quant)}"
+    return text
+
+
+def format_quant(quant: Quantization) -> str:
+    """``quant{format=int,axis=1,group=128,scale=f16,zero_point=true}``; unset fields omitted."""
+    fields = [f"format={quant.format.value}"]
+    if quant.axis is not None:
+        fields.append(f"axis={quant.axis}")
+    if quant.group_size is not None:
+        fields.append(f"group={quant.group_size}")
+    fields.append(f"scale={quant.scale_dtype.value}")
+    if quant.zero_point:
+        fields.append("zero_point=true")
+    return "quant{" + ",".join(fields) + "}"
 
 
 def derived_extents(einsum: Einsum, cascade: Cascade) -> dict[str, int]:

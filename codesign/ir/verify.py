@@ -79,6 +79,12 @@ def _check_tensors(cascade: Cascade) -> None:
             raise VerifyError(f"tensor {t.name}: non-positive dimension in {t.shape}")
         if t.data is not None and tuple(t.data.shape) != t.shape:
             raise VerifyError(f"tensor {t.name}: data shape {t.data.shape} != {t.shape}")
+        q = t.quant
+        if q is not None and (
+            (q.axis is not None and not 0 <= q.axis < len(t.shape))
+            or (q.group_size is not None and (q.axis is None or q.group_size <= 0))
+        ):
+            raise VerifyError(f"tensor {t.name}: bad quantization axis/group {q}")
 
 
 def _check_einsum(cascade: Cascade, einsum: Einsum, written: dict[str, int]) -> None:
