@@ -6,13 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from codesign.errors import InputError
-from codesign.hwmodels.gpu import Device, load_device
+from codesign.hwmodels.gpu import Device
+from codesign.hwmodels.spatial_device import (
+    array_dtype,
+    keeps_bytes_override,
+    load_roofline_hardware,
+)
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline import (
@@ -59,7 +65,8 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
         "--hw",
         required=True,
         metavar="GPU|HW.yaml",
-        help="GPU preset (a100, a100-80g, h100, h100-pcie, rtx3090, l40) or YAML",
+        help="GPU preset (a100, a100-80g, h100, h100-pcie, rtx3090, l40), GPU/CPU YAML, or a "
+        "spatial-array YAML (types default to its MAC width)",
     )
     p.add_argument("--wbits", metavar="BITS|DTYPE", help="weight type: 16, 8, 4 or a dtype name")
     p.add_argument("--abits", metavar="BITS|DTYPE", help="activation type (default: the IR's)")
@@ -102,9 +109,11 @@ def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> Roof
 
 
 def build_report(args: argparse.Namespace) -> RooflineReport:
-    device = load_device(args.hw)
-    weight = parse_dtype(args.wbits, "--wbits")
-    act = parse_dtype(args.abits, "--abits")
+    hardware = load_roofline_hardware(args.hw)
+    device = hardware.device
+    default = array_dtype(hardware.arch) if hardware.arch is not None else None
+    weight = parse_dtype(args.wbits, "--wbits") or default
+    act = parse_dtype(args.abits, "--abits") or default
     kv = parse_dtype(args.kvbits, "--kvbits") or act
     reports: list[PhaseReport] = []
     name = ""
@@ -114,6 +123,9 @@ def build_report(args: argparse.Namespace) -> RooflineReport:
         if weight or act or kv:
             kinds = tensor_kinds(cascade, options.kv_tensors)
             cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
+        if hardware.arch is not None:
+            override = keeps_bytes_override(cascade, hardware.arch)
+            options = replace(options, bytes_override=(*options.bytes_override, *override))
         reports.append(analyze(cascade, device, options, phase))
     return RooflineReport(getattr(args, "llm", None) or name, device, tuple(reports))
 
