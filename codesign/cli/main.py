@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cli import roofline_cmd
 
     roofline_cmd.add_parser(sub, _model_args)
+    from codesign.cli import codegen_cmd
+
+    codegen_cmd.add_parser(sub, _model_args)
     from codesign.cli import graph_cmd
 
     graph_cmd.add_parser(sub, _model_args)
