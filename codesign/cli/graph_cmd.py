@@ -8,16 +8,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from codesign.errors import InputError
-from codesign.frontends.graphs import load_graph
-from codesign.hwmodels.piuma import load_piuma
-from codesign.sim.graph_kernels import bfs, spmv, sssp
-from codesign.sim.piuma import PiumaCost, latency_tolerance, simulate
-from codesign.sim.sparse_kernels import Dataflow, spgemm
 
 KERNELS = ("bfs", "sssp", "spmv", "spgemm")
+DATAFLOWS = ("inner", "outer", "rowwise")  # codesign.sim.sparse_kernels.Dataflow
 
 
 def add_parser(sub, model_args: Callable[..., None]) -> None:
@@ -33,15 +27,22 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
         metavar="SPEC",
         help="rmat:scale=17,edge_factor=16,seed=1[,a=,b=,c=] or a Matrix Market .mtx file",
     )
-    p.add_argument(
-        "--dataflow", choices=[d.value for d in Dataflow], default="rowwise", help="SpGEMM"
-    )
+    p.add_argument("--dataflow", choices=DATAFLOWS, default="rowwise", help="SpGEMM")
     p.add_argument("--source", type=int, default=None, help="BFS/SSSP root (default: max degree)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' = stdout)")
     p.set_defaults(func=cmd_graph)
 
 
 def _run(args: argparse.Namespace) -> dict[str, object]:
+    # Imported here: the kernels need scipy, which other commands must not require.
+    import numpy as np
+
+    from codesign.frontends.graphs import load_graph
+    from codesign.hwmodels.piuma import load_piuma
+    from codesign.sim.graph_kernels import bfs, spmv, sssp
+    from codesign.sim.piuma import latency_tolerance, simulate
+    from codesign.sim.sparse_kernels import Dataflow, spgemm
+
     arch = load_piuma(args.hw)
     adj = load_graph(args.graph)
     n = adj.shape[0]
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> dict[str, object]:
             g = spmv(adj, np.ones(n), arch)
         workload = g.workload
         info.update(source=source, iterations=g.iterations, edges_traversed=g.edges_traversed)
-    costs: dict[str, PiumaCost] = {
+    costs = {
         "little": latency_tolerance(workload, arch),
         "event": simulate(workload, arch),
     }
