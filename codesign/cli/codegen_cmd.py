@@ -218,7 +218,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console = _console()
     peaks = ", ".join(f"{p.value} {v / 1e9:,.1f} GFLOP/s" for p, v in device.vector_peaks)
     bw = device.dram.bandwidth_bytes_per_s or 0.0
-    console.print(f"host roofline {device.name}: {peaks}, DRAM {bw / 1e9:,.1f} GB/s; {how}")
+    console.print(
+        f"host roofline {device.name}: {peaks}, DRAM {bw / 1e9:,.1f} GB/s; {how}", soft_wrap=True
+    )
     table = Table(title=f"{cascade.name}: TVM {args.target} ({args.schedule}) vs roofline")
     for col in ("Einsum", "measured µs", "predicted µs", "measured/predicted", "bound"):
         table.add_column(col, justify="left" if col in ("Einsum", "bound") else "right")
@@ -232,6 +234,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             console.print(f"  {c.symbol} ({c.bound}): measured {_fmt_us(c.measured_s)} µs")
     console.print(
         f"median measured/predicted over {len(joined)} Einsums: {median:.2f}; total measured "
-        f"{_fmt_us(measured_total)} µs vs predicted {_fmt_us(predicted_total)} µs"
+        f"{_fmt_us(measured_total)} µs vs predicted {_fmt_us(predicted_total)} µs",
+        soft_wrap=True,
     )
     return 0
