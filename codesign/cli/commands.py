@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -58,7 +59,7 @@ def _fmt(n: float) -> str:
 def cmd_stats(args: argparse.Namespace) -> int:
     cascade = load_from_args(args)
     stats = cascade_stats(cascade)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name, "op": s.op, "points": s.points, "macs": s.macs, "flops": s.flops,
             "ops": dict(s.ops), "input_bytes": s.input_bytes, "output_bytes": s.output_bytes,
@@ -68,7 +69,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         for s in stats.einsums
     ]  # fmt: skip
     weight_bytes = sum(t.size_bytes for t in cascade.weights)
-    total = {
+    total: dict[str, Any] = {
         "einsums": len(rows),
         "macs": stats.macs,
         "flops": stats.flops,

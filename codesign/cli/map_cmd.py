@@ -152,7 +152,11 @@ def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> Cas
     mapper = CascadeMapper(
         constraints=_constraints(args), options=options, model=models[args.cost_model]()
     )
-    given = _given_mappings(args.mapping, cascade, arch)
+    if args.mapping and not isinstance(arch, Arch):
+        raise InputError(
+            f"--mapping: {hw_path} fixes its own schedule; mappings apply to spatial arrays only"
+        )
+    given = _given_mappings(args.mapping, cascade, arch) if isinstance(arch, Arch) else {}
     if quiet:
         return mapper.map(cascade, arch, given)
     columns = (

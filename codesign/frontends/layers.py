@@ -15,7 +15,7 @@ from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp
 from codesign.ir.index import Affine
 
-_KEYS = {
+_KEYS: dict[str, dict[str, int | None]] = {
     "gemm": {"M": None, "N": None, "K": None},
     "conv": {"N": 1, "C": None, "K": None, "P": None, "Q": None, "R": 1, "S": 1, "stride": 1,
              "dilation": 1},

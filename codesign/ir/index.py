@@ -11,7 +11,7 @@ An access ``X[b, c, 2p+r-1, (4i+j)//12, T[s]]`` has one index expression per ten
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -31,7 +31,7 @@ class Affine:
         return Affine((), int(value))
 
     @staticmethod
-    def of(terms: Mapping[str, int] | tuple[tuple[str, int], ...], const: int = 0) -> Affine:
+    def of(terms: Mapping[str, int] | Iterable[tuple[str, int]], const: int = 0) -> Affine:
         """Build from (var, coeff) pairs, merging repeated vars and dropping zero coefficients."""
         merged: dict[str, int] = {}
         items = terms.items() if isinstance(terms, Mapping) else terms

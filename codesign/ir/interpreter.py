@@ -195,19 +195,19 @@ def _access(
         view, mask = _strided_view(array, access.indices, extents, order)  # type: ignore[arg-type]
         return view, mask
     idx: list[Array] = []
-    mask: Array | None = None
+    gather_mask: Array | None = None
     for index, size in zip(access.indices, array.shape, strict=True):
         values = _index_values(index, env, extents, order)
         if isinstance(index, Gathered):
             values = np.where(values < 0, values + size, values)
         ok = (values >= 0) & (values < size)
         if not ok.all():
-            mask = ok if mask is None else mask & ok
+            gather_mask = ok if gather_mask is None else gather_mask & ok
             values = np.clip(values, 0, size - 1)
         idx.append(values)
     if not idx:
         return array.reshape((1,) * len(order)), None
-    return array[tuple(idx)], mask
+    return array[tuple(idx)], gather_mask
 
 
 def _strided_view(

@@ -121,7 +121,7 @@ def format_quant(quant: Quantization) -> str:
 
 def derived_extents(einsum: Einsum, cascade: Cascade) -> dict[str, int]:
     """Extents of output variables that the output tensor's shape implies."""
-    out = {}
+    out: dict[str, int] = {}
     if cascade.has_tensor(einsum.output.tensor):
         shape = cascade.tensor(einsum.output.tensor).shape
         for index, dim in zip(einsum.output.indices, shape, strict=False):
