@@ -23,6 +23,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def matmul_flops_per_s(
         a = rng.standard_normal((n, n)).astype(dtype)
         b = rng.standard_normal((n, n)).astype(dtype)
         out = np.empty((n, n), dtype=dtype)
-        seconds = best_seconds(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), repeats)
+        seconds = best_seconds(partial(np.matmul, a, b, out=out), repeats)
         rates.append((n, 2 * n**3 / seconds))
     return tuple(rates)
 
