@@ -17,10 +17,10 @@ from codesign.hwmodels.host import HostMeasurement, host_device, host_yaml, meas
 from codesign.hwmodels.spatial_device import (
     array_dtype,
     device_from_arch,
-    keeps_bytes_override,
     load_roofline_hardware,
 )
 from codesign.ir.dtypes import DType
+from codesign.sim.roofline_spatial import keeps_bytes_override
 
 ROOT = Path(__file__).resolve().parents[1]
 EYERISS = ROOT / "examples" / "hw" / "eyeriss_like.yaml"

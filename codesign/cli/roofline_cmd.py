@@ -14,11 +14,7 @@ from rich.table import Table
 
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.spatial_device import (
-    array_dtype,
-    keeps_bytes_override,
-    load_roofline_hardware,
-)
+from codesign.hwmodels.spatial_device import array_dtype, load_roofline_hardware
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline import (
@@ -32,6 +28,7 @@ from codesign.sim.roofline import (
     row_dict,
     tensor_kinds,
 )
+from codesign.sim.roofline_spatial import keeps_bytes_override
 
 _BITS_FLOAT = {32: DType.F32, 16: DType.F16}
 _BITS_INT = {8: DType.I8, 4: DType.I4, 2: DType.I2}

@@ -17,7 +17,8 @@ storage-hierarchy ``Arch`` so a bundled CNN can be placed on a spatial array's r
   scratchpads, ``smem``.
 
 Unmapped, the roofline charges every level the compulsory bytes.  A spatial level that bypasses a
-tensor never sees it, so `keeps_bytes_override` gives each level only the compulsory bytes of
+tensor never sees it, so `codesign.sim.roofline_spatial.keeps_bytes_override` gives each level the
+compulsory bytes of
 the tensors it keeps (weights vs. the rest by `tensor_kinds`, the kernel's output as outputs).
 This is still a lower bound: reuse misses under a real mapping (``codesign map``) move more.
 """
@@ -31,11 +32,9 @@ from pathlib import Path
 import yaml
 
 from codesign.errors import InputError
-from codesign.hwmodels.arch import Arch, MemoryKind, TensorRole
+from codesign.hwmodels.arch import Arch, MemoryKind
 from codesign.hwmodels.gpu import Device, LevelKind, MemoryLevel, Precision, load_device
-from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
-from codesign.ir.stats import cascade_stats
 
 _LEVEL_KIND = {MemoryKind.DRAM: LevelKind.DRAM, MemoryKind.SRAM: LevelKind.SMEM,
                MemoryKind.REGFILE: LevelKind.SMEM}  # fmt: skip
@@ -100,37 +99,6 @@ def device_from_arch(arch: Arch) -> Device:
         sources=(),
         source_path=arch.source_path,
     )
-
-
-def keeps_bytes_override(
-    cascade: Cascade, arch: Arch
-) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
-    """Per non-view Einsum, the compulsory bytes each on-chip level sees given what it keeps.
-
-    The value is ``RooflineOptions.bytes_override`` (kernel -> (level, bytes)); DRAM keeps every
-    tensor and is left to the analyzer.
-    """
-    from codesign.sim.roofline import TensorKind, tensor_kinds
-
-    kinds = tensor_kinds(cascade, frozenset())
-    override = []
-    for stats in cascade_stats(cascade).einsums:
-        if cascade.einsum(stats.name).is_view:
-            continue
-        roles = {}
-        for tensor, _ in stats.tensor_bytes:
-            if tensor == stats.output_tensor:
-                roles[tensor] = TensorRole.OUTPUT
-            elif kinds[tensor] is TensorKind.WEIGHT:
-                roles[tensor] = TensorRole.WEIGHT
-            else:
-                roles[tensor] = TensorRole.INPUT
-        levels = tuple(
-            (level.name, sum(n for t, n in stats.tensor_bytes if roles[t] in level.keeps))
-            for level in arch.levels[1:]
-        )
-        override.append((stats.name, levels))
-    return tuple(override)
 
 
 @dataclass(frozen=True, slots=True)
