@@ -209,8 +209,10 @@ def drop_unused_tensors(cascade: Cascade) -> Cascade:
     keep = tuple(
         t for t in cascade.tensors if t.role in (Role.INPUT, Role.OUTPUT) or t.name in used
     )
-    return cascade if len(keep) == len(cascade.tensors) else Cascade(
-        cascade.name, keep, cascade.einsums
+    return (
+        cascade
+        if len(keep) == len(cascade.tensors)
+        else Cascade(cascade.name, keep, cascade.einsums)
     )
 
 
@@ -227,9 +229,7 @@ def simplify_body(einsum: Einsum) -> Einsum:
 
 
 @register_pass("canonicalize", CanonicalizeOptions)
-def canonicalize(
-    cascade: Cascade, options: CanonicalizeOptions, context: PassContext
-) -> Cascade:
+def canonicalize(cascade: Cascade, options: CanonicalizeOptions, context: PassContext) -> Cascade:
     """Fold x*1, x+0, constants; compose view chains (affine); drop dead Einsums/tensors."""
     if options.fold:
         cascade = cascade.replace_einsums(tuple(simplify_body(e) for e in cascade.einsums))

@@ -235,9 +235,7 @@ def build_options(registered: RegisteredPass, raw: Mapping[str, str | tuple[str,
 def _convert(pass_name: str, key: str, hint: Any, text: str | tuple[str, ...]) -> Any:
     def bad(expected: str) -> InputError:
         shown = f"[{','.join(text)}]" if isinstance(text, tuple) else text
-        return InputError(
-            f"pass {pass_name}: option {key} expects {expected}, got {shown!r}"
-        )
+        return InputError(f"pass {pass_name}: option {key} expects {expected}, got {shown!r}")
 
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:

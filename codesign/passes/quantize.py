@@ -7,8 +7,9 @@ the quantized model computes and cost models count code and scale bytes.
 
 Which weights: those read as a factor of a sum-reduced product (matmul, conv, linear); biases,
 norm scales and gathered tables stay.  Scales run along the weight's *reduction* axis (the
-dimension indexed by a reduced variable, the largest if several): per channel is one scale per
-output element's slice, group-wise one per `group` consecutive reduction elements.
+dimension indexed by a reduced variable; the largest if several, the first on ties): per channel
+is one scale per output element's slice, group-wise one per `group` consecutive reduction
+elements.
 """
 
 from __future__ import annotations
@@ -114,13 +115,14 @@ def contractions(cascade: Cascade, pattern: str = "") -> tuple[Einsum, ...]:
 
 
 def reduction_axis(einsum: Einsum, access: Access, shape: tuple[int, ...]) -> int | None:
-    """The weight dimension indexed by a reduced variable (largest; last on ties)."""
+    """The weight dimension indexed by a reduced variable (largest; the first on ties, which is
+    the input channel of OIHW convolution weights)."""
     best: int | None = None
     for dim, index in enumerate(access.indices):
         var = index.plain_var if isinstance(index, Affine) else None
         if var is None and isinstance(index, Affine) and len(index.terms) == 1:
             var = index.terms[0][0]
-        if var in einsum.reduced and (best is None or shape[dim] >= shape[best]):
+        if var in einsum.reduced and (best is None or shape[dim] > shape[best]):
             best = dim
     return best
 
