@@ -5,7 +5,8 @@ w is quantized to b bits (group-wise INT), measured with the reference interpret
 calibration inputs.  Allocation starts every layer at the widest candidate and repeatedly lowers
 the layer whose next-narrower candidate costs the least added error per bit saved
 (``Δerror / (elements · Δbits)``) until the element-weighted average code width is within
-`budget`.  Scale bytes are not part of the budget (they depend on `group`, not on the choice).
+`budget`; then raises layers back, most error removed per bit first, while the budget holds.
+Scale bytes are not part of the budget (they depend on `group`, not on the choice).
 """
 
 from __future__ import annotations
@@ -115,6 +116,21 @@ def allocate_bits(
                 f"candidate {ladder[0]}"
             )
         level[best] -= 1
+    # Lowering can overshoot (a large layer's last step); give bits back where they fit, most
+    # error removed per bit first.
+    while True:
+        gains = []
+        for name in table:
+            if level[name] == len(ladder) - 1:
+                continue
+            lo, hi = ladder[level[name]], ladder[level[name] + 1]
+            if average() + sizes[name] * (hi - lo) / total <= options.budget + 1e-9:
+                gains.append(
+                    ((table[name][lo] - table[name][hi]) / (sizes[name] * (hi - lo)), name)
+                )
+        if not gains:
+            break
+        level[max(gains)[1]] += 1
     return BitAllocation(
         tuple((n, ladder[level[n]]) for n in table),
         tuple((n, tuple(sorted(table[n].items()))) for n in table),
