@@ -1,6 +1,15 @@
 """Einsum-cascade IR: tensors, extended Einsums, printer/parser, verifier, interpreter, stats."""
 
-from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role, TensorSpec
+from codesign.ir.cascade import (
+    Cascade,
+    Einsum,
+    QuantFormat,
+    Quantization,
+    Role,
+    SparseFormat,
+    Sparsity,
+    TensorSpec,
+)
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
@@ -14,6 +23,7 @@ __all__ = [
     "Access", "Affine", "Binary", "BinaryOp", "Cascade", "CascadeStats", "Const", "DType",
     "Einsum", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "QuantFormat",
     "Quantization", "ReduceOp",
-    "Role", "Select", "TensorSpec", "Unary", "UnaryOp", "VerifyError", "cascade_stats",
+    "Role", "Select", "SparseFormat", "Sparsity", "TensorSpec", "Unary", "UnaryOp",
+    "VerifyError", "cascade_stats",
     "einsum_stats", "interpret", "parse_cascade", "print_cascade", "verify",
 ]  # fmt: skip

@@ -67,6 +67,71 @@ class Quantization:
         return math.prod(shape) // n * per_slice
 
 
+class SparseFormat(Enum):
+    """How the nonzeros of a sparse tensor are stored (see `Sparsity`)."""
+
+    DENSE = "dense"  # every element stored, zeros included (no metadata)
+    BITMAP = "bitmap"  # one presence bit per element plus the nonzero values
+    CSR = "csr"  # compressed segments along `axis` (default the first rank): pointers + coords
+    CSC = "csc"  # as CSR with the segments along `axis` (default the last rank)
+    COO = "coo"  # coordinate list: every nonzero stores all its coordinates
+    NM = "nm"  # N of every M consecutive elements along `axis`: values + log2(M) bits each
+
+
+@dataclass(frozen=True, slots=True)
+class Sparsity:
+    """Density and storage format of a tensor with zeros (weights after pruning, KV caches).
+
+    `density` is the fraction of nonzero elements in [0, 1]; for weights with data it is the
+    measured fraction, for activations (no data) the expected one that cost models use
+    statistically.  N:M keeps at most `n` nonzeros in every group of `m` consecutive elements
+    along rank `axis`.  `storage_bits` prices the compressed form (values plus metadata).
+    """
+
+    format: SparseFormat
+    density: float
+    n: int | None = None
+    m: int | None = None
+    axis: int | None = None
+
+    def nonzeros(self, size: int) -> int:
+        return round(self.density * size)
+
+    def metadata_bits(self, shape: tuple[int, ...]) -> int:
+        """Bits of format metadata (bitmaps, pointers, coordinates, N:M positions)."""
+        size = math.prod(shape)
+        nnz = self.nonzeros(size)
+        if self.format is SparseFormat.DENSE:
+            return 0
+        if self.format is SparseFormat.BITMAP:
+            return size
+        if self.format is SparseFormat.COO:
+            return nnz * sum(_index_bits(n) for n in shape)
+        if self.format is SparseFormat.NM:
+            return nnz * _index_bits(self.m or 1)
+        axis = self.segment_axis(len(shape))
+        segments = shape[axis] if shape else 1
+        return (segments + 1) * _index_bits(nnz + 1) + nnz * _index_bits(size // max(segments, 1))
+
+    def segment_axis(self, rank: int) -> int:
+        """The rank CSR/CSC segment along (CSR: first by default, CSC: last)."""
+        if self.axis is not None:
+            return self.axis
+        return 0 if self.format is not SparseFormat.CSC else max(rank - 1, 0)
+
+    def storage_bits(self, shape: tuple[int, ...], value_bits: int) -> int:
+        """Values plus metadata; a DENSE tensor stores every element."""
+        size = math.prod(shape)
+        if self.format is SparseFormat.DENSE:
+            return size * value_bits
+        return self.nonzeros(size) * value_bits + self.metadata_bits(shape)
+
+
+def _index_bits(extent: int) -> int:
+    """Bits to address one of `extent` positions (at least 1)."""
+    return max(1, math.ceil(math.log2(extent))) if extent > 1 else 1
+
+
 class Role(Enum):
     INPUT = "input"
     WEIGHT = "weight"
@@ -85,6 +150,7 @@ class TensorSpec:
     role: Role
     data: np.ndarray | None = field(default=None, compare=False, repr=False)
     quant: Quantization | None = None
+    sparse: Sparsity | None = None
 
     @property
     def size(self) -> int:
@@ -106,7 +172,11 @@ class TensorSpec:
 
     @property
     def storage_bytes(self) -> int:
-        """Packed codes plus quantization scales and zero points, in bytes."""
+        """Packed codes (compressed with metadata when `sparse`) plus quantization scales and
+        zero points, in bytes."""
+        if self.sparse is not None:
+            packed = math.ceil(self.sparse.storage_bits(self.shape, self.dtype.bits) / 8)
+            return packed + self.scale_bytes
         return self.size_bytes + self.scale_bytes
 
     @property

@@ -6,7 +6,16 @@ import re
 from dataclasses import dataclass
 
 from codesign.errors import InputError
-from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role, TensorSpec
+from codesign.ir.cascade import (
+    Cascade,
+    Einsum,
+    QuantFormat,
+    Quantization,
+    Role,
+    SparseFormat,
+    Sparsity,
+    TensorSpec,
+)
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
@@ -23,6 +32,7 @@ _INFIX = {op.value: op for op in BinaryOp if op.infix}
 _ROLES = {role.value: role for role in Role}
 _DTYPES = {d.value: d for d in DType}
 _FORMATS = {f.value: f for f in QuantFormat}
+_SPARSE_FORMATS = {f.value: f for f in SparseFormat}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +127,35 @@ class _Parser:
         quant = None
         if self.tok.text == "quant" and self.peek().text == "{":
             quant = self.quant()
-        return TensorSpec(name, tuple(ranks), tuple(shape), _DTYPES[dtype_name], role, quant=quant)
+        sparse = None
+        if self.tok.text == "sparse" and self.peek().text == "{":
+            sparse = self.sparse()
+        return TensorSpec(
+            name, tuple(ranks), tuple(shape), _DTYPES[dtype_name], role, quant=quant, sparse=sparse
+        )
+
+    def sparse(self) -> Sparsity:
+        """``sparse{format=F,density=D,n=N,m=M,axis=A}`` (printer's form)."""
+        self.take("sparse")
+        self.take("{")
+        values: dict[str, str] = {}
+        while not self.accept("}"):
+            if values:
+                self.take(",")
+            key = self.take(kind="ident").text
+            self.take("=")
+            values[key] = self.take().text
+        unknown = set(values) - {"format", "density", "n", "m", "axis"}
+        if unknown or "format" not in values or "density" not in values:
+            raise self.error(f"sparse needs format=... and density=..., unknown {sorted(unknown)}")
+        if values["format"] not in _SPARSE_FORMATS:
+            raise self.error(f"unknown sparse format {values['format']!r}")
+        try:
+            density = float(values["density"])
+            ints = {k: int(values[k]) for k in ("n", "m", "axis") if k in values}
+        except ValueError:
+            raise self.error("sparse density must be a number and n/m/axis integers") from None
+        return Sparsity(_SPARSE_FORMATS[values["format"]], density, **ints)
 
     def quant(self) -> Quantization:
         """``quant{format=F,axis=A,group=G,scale=DTYPE,zero_point=true}`` (printer's form)."""

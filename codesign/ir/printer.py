@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from codesign.ir.cascade import Cascade, Einsum, Quantization, TensorSpec
+from codesign.ir.cascade import Cascade, Einsum, Quantization, Sparsity, TensorSpec
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, Select, Unary
 from codesign.ir.index import Affine, FloorDiv, IndexExpr, Mod
 
@@ -103,7 +103,19 @@ def format_tensor(tensor: TensorSpec) -> str:
     text = f"{tensor.role.value} {tensor.name}: {tensor.dtype.value}[{dims}]"
     if tensor.quant is not None:
         text += f" {format_quant(tensor.quant)}"
+    if tensor.sparse is not None:
+        text += f" {format_sparse(tensor.sparse)}"
     return text
+
+
+def format_sparse(sparse: Sparsity) -> str:
+    """``sparse{format=nm,density=0.5,n=2,m=4,axis=1}``; unset fields omitted."""
+    fields = [f"format={sparse.format.value}", f"density={format_float(sparse.density)}"]
+    for key in ("n", "m", "axis"):
+        value = getattr(sparse, key)
+        if value is not None:
+            fields.append(f"{key}={value}")
+    return "sparse{" + ",".join(fields) + "}"
 
 
 def format_quant(quant: Quantization) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 import re
 
-from codesign.ir.cascade import Cascade, Einsum, Role
+import numpy as np
+
+from codesign.ir.cascade import Cascade, Einsum, Role, SparseFormat, TensorSpec
 from codesign.ir.expr import Access, walk
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 from codesign.ir.printer import print_cascade
@@ -85,6 +87,46 @@ def _check_tensors(cascade: Cascade) -> None:
             or (q.group_size is not None and (q.axis is None or q.group_size <= 0))
         ):
             raise VerifyError(f"tensor {t.name}: bad quantization axis/group {q}")
+        if t.sparse is not None:
+            _check_sparsity(t)
+
+
+def _check_sparsity(t: TensorSpec) -> None:
+    """Density in [0, 1], N:M fields only (and all) for N:M with 0 < n <= m, axis a rank of the
+    tensor; with data, the N:M pattern and the density hold for the data (density to 1e-6)."""
+    sp = t.sparse
+    assert sp is not None
+    if not 0.0 <= sp.density <= 1.0:
+        raise VerifyError(f"tensor {t.name}: sparse density {sp.density} outside [0, 1]")
+    if sp.axis is not None and not 0 <= sp.axis < len(t.shape):
+        raise VerifyError(f"tensor {t.name}: sparse axis {sp.axis} is not a rank of the tensor")
+    is_nm = sp.format is SparseFormat.NM
+    if is_nm != (sp.n is not None and sp.m is not None) or (
+        not is_nm and (sp.n is not None or sp.m is not None)
+    ):
+        raise VerifyError(f"tensor {t.name}: n and m go with (and only with) format=nm")
+    if is_nm:
+        assert sp.n is not None and sp.m is not None
+        if not 0 < sp.n <= sp.m or sp.axis is None:
+            raise VerifyError(f"tensor {t.name}: N:M needs 0 < n <= m and an axis, got {sp}")
+        if t.shape[sp.axis] % sp.m:
+            raise VerifyError(
+                f"tensor {t.name}: rank {sp.axis} ({t.shape[sp.axis]}) is not a multiple of "
+                f"m={sp.m}"
+            )
+    if t.data is None:
+        return
+    nonzero = np.asarray(t.data) != 0
+    measured = float(nonzero.mean()) if nonzero.size else 1.0
+    if sp.format is not SparseFormat.DENSE and abs(measured - sp.density) > 1e-6:
+        raise VerifyError(
+            f"tensor {t.name}: sparse density {sp.density} but its data has {measured:.6g}"
+        )
+    if is_nm:
+        assert sp.n is not None and sp.m is not None and sp.axis is not None
+        groups = np.moveaxis(nonzero, sp.axis, -1).reshape(-1, sp.m)
+        if int(groups.sum(axis=1).max(initial=0)) > sp.n:
+            raise VerifyError(f"tensor {t.name}: data breaks the {sp.n}:{sp.m} pattern")
 
 
 def _check_einsum(cascade: Cascade, einsum: Einsum, written: dict[str, int]) -> None:
