@@ -46,14 +46,18 @@ HARDWARE = {"lut_tc": HW_DIR / "lut_tc.yaml", "bitserial": HW_DIR / "bitmod_gen.
 BASELINE = "fp16"
 SCHEMES: dict[str, str] = {
     BASELINE: "",
-    "int8-channel": "quantize{format=int,bits=8,axis=1}",
+    "int8-channel": "quantize{format=int,bits=8,granularity=channel}",
     "int4-g128": "quantize{format=int,bits=4,group=128}",
-    "int4-tensor": "quantize{format=int,bits=4}",
-    "fp8-e4m3": "quantize{format=fp8e4m3,axis=1}",
-    "fp4-e2m1": "quantize{format=fp4e2m1,group=32}",
+    "int4-g128-layers": r"quantize{format=int,bits=4,group=128,einsums='^L\d+_'}",  # FP head
+    "int4-g32-asym": "quantize{format=int,bits=4,group=32,symmetric=false}",
+    "int4-channel": "quantize{format=int,bits=4,granularity=channel}",
+    "int4-tensor": "quantize{format=int,bits=4,granularity=tensor}",
+    "fp8-e4m3": "quantize{format=fp8e4m3,granularity=channel}",
+    "fp4-e2m1-g128": "quantize{format=fp4e2m1,group=128}",
     "mxfp4": "quantize{format=mxfp4}",
     "bitmod-4": "quantize{format=bitmod,bits=4}",
-    "ternary": "quantize{format=ternary}",
+    "bitmod-3": "quantize{format=bitmod,bits=3}",
+    "ternary": "quantize{format=ternary,granularity=channel}",
 }
 
 
@@ -106,6 +110,14 @@ def apply_scheme(
 
     result, _ = run_pipeline(cascade, pipeline, sample_inputs=sample_inputs, measure_error=False)
     return result
+
+
+def with_weights_of(target: Cascade, quantized: Cascade) -> Cascade:
+    """`target` with the quantized weights of `quantized` (same names: a decode cascade takes
+    what the pipeline did to the prefill's weights instead of quantizing them again)."""
+    done = {t.name: t for t in quantized.weights if t.quant is not None}
+    tensors = tuple(done.get(t.name, t) for t in target.tensors)
+    return dataclasses.replace(target, tensors=tensors)
 
 
 def weight_bits(cascade: Cascade) -> float:
@@ -175,7 +187,10 @@ def run(
         start = time.perf_counter()
         quantized = apply_scheme(prefill, SCHEMES[name], calibration)
         accuracy = logit_error(reference, prefill_logits(quantized, config, tokens))
-        quantized_decode = apply_scheme(decode, SCHEMES[name], None)
+        if [e.name for e in quantized.einsums] == [e.name for e in prefill.einsums]:
+            quantized_decode = with_weights_of(apply_scheme(decode, "", None), quantized)
+        else:  # the pipeline rewrote Einsums (activation quantization): run it on decode too
+            quantized_decode = apply_scheme(decode, SCHEMES[name], None)
         costs = hardware_costs(quantized_decode) if with_hardware else {}
         results.append(
             SchemeResult(
