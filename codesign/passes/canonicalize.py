@@ -7,6 +7,7 @@ reads) are deliberately absent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +19,6 @@ from codesign.passes.pipeline import PassContext, register_pass
 from codesign.passes.rewrite import (
     CascadeRule,
     PatternMatcher,
-    is_binary,
     is_const,
     rewrite_cascade,
     rewrite_expr,
@@ -31,12 +31,37 @@ _FOLD = {
 }  # fmt: skip
 
 
-def _fold(e: Binary) -> Const:
+def _fold(e: Expr) -> Expr:
     """Evaluate in float32, as the interpreter does with constants."""
-    assert isinstance(e.lhs, Const) and isinstance(e.rhs, Const)
+    assert isinstance(e, Binary) and isinstance(e.lhs, Const) and isinstance(e.rhs, Const)
     with np.errstate(all="ignore"):
         value = _FOLD[e.op](np.float32(e.lhs.value), np.float32(e.rhs.value))
     return Const(float(value))
+
+
+def _op_with(
+    op: BinaryOp, lhs: float | None = None, rhs: float | None = None
+) -> Callable[[Expr], bool]:
+    """Predicate: a `Binary` of `op` whose lhs/rhs is the given constant."""
+
+    def matches(e: Expr) -> bool:
+        return (
+            isinstance(e, Binary)
+            and e.op is op
+            and ((lhs is None or is_const(e.lhs, lhs)) and (rhs is None or is_const(e.rhs, rhs)))
+        )
+
+    return matches
+
+
+def _lhs(e: Expr) -> Expr:
+    assert isinstance(e, Binary)
+    return e.lhs
+
+
+def _rhs(e: Expr) -> Expr:
+    assert isinstance(e, Binary)
+    return e.rhs
 
 
 def _double_neg(e: Expr) -> bool:
@@ -46,16 +71,24 @@ def _double_neg(e: Expr) -> bool:
     )  # fmt: skip
 
 
+def _unneg2(e: Expr) -> Expr:
+    assert isinstance(e, Unary) and isinstance(e.arg, Unary)
+    return e.arg.arg
+
+
+def _const_operands(e: Expr) -> bool:
+    return isinstance(e, Binary) and e.op in _FOLD and is_const(e.lhs) and is_const(e.rhs)
+
+
 ALGEBRA: PatternMatcher[Expr] = PatternMatcher((
-    (lambda e: is_binary(e, MUL) and is_const(e.rhs, 1.0), lambda e: e.lhs),  # x * 1 -> x
-    (lambda e: is_binary(e, MUL) and is_const(e.lhs, 1.0), lambda e: e.rhs),  # 1 * x -> x
-    (lambda e: is_binary(e, DIV) and is_const(e.rhs, 1.0), lambda e: e.lhs),  # x / 1 -> x
-    (lambda e: is_binary(e, ADD) and is_const(e.rhs, 0.0), lambda e: e.lhs),  # x + 0 -> x
-    (lambda e: is_binary(e, ADD) and is_const(e.lhs, 0.0), lambda e: e.rhs),  # 0 + x -> x
-    (lambda e: is_binary(e, SUB) and is_const(e.rhs, 0.0), lambda e: e.lhs),  # x - 0 -> x
-    (_double_neg, lambda e: e.arg.arg),  # neg(neg(x)) -> x
-    (lambda e: isinstance(e, Binary) and e.op in _FOLD and is_const(e.lhs)
-     and is_const(e.rhs), _fold),  # c1 op c2 -> c
+    (_op_with(MUL, rhs=1.0), _lhs),  # x * 1 -> x
+    (_op_with(MUL, lhs=1.0), _rhs),  # 1 * x -> x
+    (_op_with(DIV, rhs=1.0), _lhs),  # x / 1 -> x
+    (_op_with(ADD, rhs=0.0), _lhs),  # x + 0 -> x
+    (_op_with(ADD, lhs=0.0), _rhs),  # 0 + x -> x
+    (_op_with(SUB, rhs=0.0), _lhs),  # x - 0 -> x
+    (_double_neg, _unneg2),  # neg(neg(x)) -> x
+    (_const_operands, _fold),  # c1 op c2 -> c
 ))  # fmt: skip
 
 

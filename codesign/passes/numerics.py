@@ -123,15 +123,14 @@ def round_scale_up(scale: Array, dtype: DType) -> Array:
         grid = FLOAT_FORMATS[dtype].grid
         idx = np.clip(np.searchsorted(grid, s, side="left"), 1, len(grid) - 1)
         return grid[idx]
-    holder = {DType.F32: np.float32, DType.F16: np.float16}.get(dtype)
-    if holder is None:
+    if dtype not in (DType.F32, DType.F16):
         raise ValueError(f"scale dtype {dtype.value} is not a float format")
+    holder = np.dtype(np.float32 if dtype is DType.F32 else np.float16)
+    largest = float(np.finfo(np.float32).max if dtype is DType.F32 else np.finfo(np.float16).max)
     with np.errstate(over="ignore"):
-        cast = s.astype(holder)
-    finfo = np.finfo(holder)
-    cast = np.where(np.isinf(cast), finfo.max, cast)
-    up = np.where(cast.astype(np.float64) < s, np.nextafter(cast, holder(np.inf)), cast)
-    return np.minimum(up.astype(np.float64), float(finfo.max))
+        cast = np.minimum(s, largest).astype(holder)
+    up = np.where(cast.astype(np.float64) < s, np.nextafter(cast, np.array(np.inf, holder)), cast)
+    return np.minimum(up.astype(np.float64), largest)
 
 
 # -- block quantizers: last axis = one group --------------------------------------------------
