@@ -10,6 +10,8 @@ See docs/passes.md for the syntax, every pass and its options.
 # mixed-precision) in `PASSES`.
 from codesign.passes import canonicalize as _canonicalize  # noqa: F401
 from codesign.passes import mixed_precision as _mixed_precision  # noqa: F401
+from codesign.passes import prune as _prune  # noqa: F401
+from codesign.passes import prune_structured as _prune_structured  # noqa: F401
 from codesign.passes import quantize as _quantize  # noqa: F401
 from codesign.passes.pipeline import (
     PASSES,
