@@ -11,6 +11,7 @@ See docs/passes.md for the syntax, every pass and its options.
 from codesign.passes import canonicalize as _canonicalize  # noqa: F401
 from codesign.passes import mixed_precision as _mixed_precision  # noqa: F401
 from codesign.passes import prune as _prune  # noqa: F401
+from codesign.passes import prune_adaptive as _prune_adaptive  # noqa: F401
 from codesign.passes import prune_structured as _prune_structured  # noqa: F401
 from codesign.passes import quantize as _quantize  # noqa: F401
 from codesign.passes.pipeline import (
