@@ -165,17 +165,37 @@ class GGUFModel:
     reader: GGUFReader
 
 
-def _field(reader: GGUFReader, key: str, default: object = None) -> object:
+def _field(reader: GGUFReader, key: str) -> object:
+    """A metadata value as gguf decodes it (str, int, float, list), None when absent."""
     field = reader.fields.get(key)
-    if field is None:
+    return None if field is None else field.contents()
+
+
+def _int(reader: GGUFReader, key: str, default: int | None = None) -> int:
+    value = _field(reader, key)
+    if value is None:
+        if default is None:
+            raise InputError(f"GGUF metadata has no {key}")
         return default
-    return field.contents()
+    if not isinstance(value, (int, float)):
+        raise InputError(f"GGUF metadata {key}: {value!r} is not a number")
+    return int(value)
 
 
-def _float32_value(value: object) -> float:
+def _float32(reader: GGUFReader, key: str, default: float) -> float:
     """A float32 metadata value as the shortest decimal that round-trips (1e-5, not
     9.999999747e-06), so configs compare equal to the presets written from config.json."""
+    value = _field(reader, key)
+    if value is None:
+        return default
+    if not isinstance(value, (int, float)):
+        raise InputError(f"GGUF metadata {key}: {value!r} is not a number")
     return float(str(np.float32(value)))
+
+
+def _strings(reader: GGUFReader, key: str) -> list[str]:
+    value = _field(reader, key)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _config(reader: GGUFReader, path: Path, dtype: DType) -> LLMConfig:
@@ -188,38 +208,31 @@ def _config(reader: GGUFReader, path: Path, dtype: DType) -> LLMConfig:
     scaling = _field(reader, f"{arch}.rope.scaling.type")
     if scaling not in (None, "none"):
         raise InputError(f"{path}: RoPE scaling {scaling!r} is not supported")
-
-    def need(key: str) -> int:
-        value = _field(reader, f"{arch}.{key}")
-        if value is None:
-            raise InputError(f"{path}: GGUF metadata has no {arch}.{key}")
-        return int(value)  # type: ignore[call-overload]
-
-    hidden, heads = need("embedding_length"), need("attention.head_count")
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    vocab = _field(reader, f"{arch}.vocab_size")
-    if vocab is None:
-        vocab = len(tokens.data) if tokens is not None else None
-    if vocab is None:
-        raise InputError(f"{path}: GGUF metadata has neither {arch}.vocab_size nor a vocabulary")
-    head_dim = int(_field(reader, f"{arch}.attention.key_length", hidden // heads))  # type: ignore[call-overload]
-    names = {t.name for t in reader.tensors}
-    config = LLMConfig(
-        name=str(_field(reader, "general.name", path.stem)),
-        layers=need("block_count"),
-        hidden=hidden,
-        intermediate=need("feed_forward_length"),
-        heads=heads,
-        kv_heads=int(_field(reader, f"{arch}.attention.head_count_kv", heads)),  # type: ignore[call-overload]
-        vocab=int(vocab),  # type: ignore[call-overload]
-        head_dim=head_dim,
-        norm_eps=_float32_value(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
-        tied_embeddings="output.weight" not in names,
-        rope_theta=_float32_value(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
-        rotary_dim=int(_field(reader, f"{arch}.rope.dimension_count", head_dim)),  # type: ignore[call-overload]
-        max_position=need("context_length"),
-        dtype=dtype,
-    )
+    try:
+        hidden = _int(reader, f"{arch}.embedding_length")
+        heads = _int(reader, f"{arch}.attention.head_count")
+        head_dim = _int(reader, f"{arch}.attention.key_length", hidden // heads)
+        names = {t.name for t in reader.tensors}
+        config = LLMConfig(
+            name=str(_field(reader, "general.name") or path.stem),
+            layers=_int(reader, f"{arch}.block_count"),
+            hidden=hidden,
+            intermediate=_int(reader, f"{arch}.feed_forward_length"),
+            heads=heads,
+            kv_heads=_int(reader, f"{arch}.attention.head_count_kv", heads),
+            vocab=_int(
+                reader, f"{arch}.vocab_size", len(_strings(reader, "tokenizer.ggml.tokens"))
+            ),
+            head_dim=head_dim,
+            norm_eps=_float32(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5),
+            tied_embeddings="output.weight" not in names,
+            rope_theta=_float32(reader, f"{arch}.rope.freq_base", 10000.0),
+            rotary_dim=_int(reader, f"{arch}.rope.dimension_count", head_dim),
+            max_position=_int(reader, f"{arch}.context_length"),
+            dtype=dtype,
+        )
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     for known in PRESETS.values():  # name a known architecture after its preset
         if known.replace(name=config.name, dtype=dtype) == config:
             return config.replace(name=known.name)
@@ -229,14 +242,16 @@ def _config(reader: GGUFReader, path: Path, dtype: DType) -> LLMConfig:
 def _vocab(reader: GGUFReader) -> GGUFVocab | None:
     if _field(reader, "tokenizer.ggml.model") != "gpt2":
         return None  # only byte-level BPE is decoded; SentencePiece files load without a vocab
-    tokens = tuple(str(t) for t in _field(reader, "tokenizer.ggml.tokens"))  # type: ignore[union-attr]
-    merges = _field(reader, "tokenizer.ggml.merges") or []
-    ranks = {tuple(str(m).split(" ", 1)): r for r, m in enumerate(merges)}  # type: ignore[attr-defined]
+    merges = _strings(reader, "tokenizer.ggml.merges")
+    ranks: dict[tuple[str, str], int] = {}
+    for rank, merge in enumerate(merges):
+        left, _, right = merge.partition(" ")
+        ranks[(left, right)] = rank
     return GGUFVocab(
-        tokens,
-        ranks,  # type: ignore[arg-type]
-        int(_field(reader, "tokenizer.ggml.bos_token_id", 1)),  # type: ignore[call-overload]
-        int(_field(reader, "tokenizer.ggml.eos_token_id", 2)),  # type: ignore[call-overload]
+        tuple(_strings(reader, "tokenizer.ggml.tokens")),
+        ranks,
+        _int(reader, "tokenizer.ggml.bos_token_id", 1),
+        _int(reader, "tokenizer.ggml.eos_token_id", 2),
     )
 
 

@@ -31,6 +31,7 @@ from codesign.errors import InputError
 from codesign.frontends.gguf import GGUFModel, gguf_weights, open_gguf, smollm2_gguf_path
 from codesign.frontends.llm import attach_weights, build_llm, llm_inputs
 from codesign.frontends.llm_config import LLMConfig, Phase, Workload
+from codesign.hwmodels.bitserial import BitSerialArray
 from codesign.hwmodels.hardware import load_hardware
 from codesign.ir import DType, interpret
 from codesign.ir.cascade import Cascade
@@ -130,7 +131,7 @@ def hardware_costs(decode: Cascade) -> dict[str, HardwareCost]:
     costs: dict[str, HardwareCost] = {}
     for name, path in HARDWARE.items():
         hw = load_hardware(path)
-        if getattr(hw, "family", None) == "bitserial":  # width from the IR, not the preset
+        if isinstance(hw, BitSerialArray):  # weight width from the IR, not the preset
             hw = dataclasses.replace(hw, weight_bits=None)
         result = CascadeMapper().map(decode, hw)
         costs[name] = HardwareCost(result.latency_s * 1e6, result.energy_pj * 1e-6)
