@@ -28,11 +28,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import Enum
 
 import numpy as np
 
 from codesign.hwmodels.arch import Arch, TensorRole
+from codesign.hwmodels.nm_array import (
+    DENSE_ARRAY,
+    GATING_ARRAY,
+    SKIPPING_ARRAY,
+    SparseAction,
+    SparseSupport,
+)
 from codesign.ir.cascade import Cascade, SparseFormat, Sparsity, TensorSpec
 from codesign.mapper.mapping import Mapping as LoopMapping
 from codesign.mapper.problem import Problem
@@ -40,34 +46,6 @@ from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import Cost, LevelCost, TensorActions
 
 METADATA_SUFFIX = "_metadata"
-
-
-class SparseAction(Enum):
-    NONE = "none"
-    GATING = "gating"
-    SKIPPING = "skipping"
-
-
-@dataclass(frozen=True, slots=True)
-class SparseSupport:
-    """What the hardware does with zeros.  `gated_energy_ratio` is a gated MAC's energy as a
-    fraction of an effectual one (clock gating leaves control and leakage)."""
-
-    compute: SparseAction = SparseAction.NONE
-    compressed_weights: bool = False
-    nm: tuple[int, int] | None = None
-    gated_energy_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.nm is not None and not 0 < self.nm[0] <= self.nm[1]:
-            raise ValueError(f"impossible N:M {self.nm[0]}:{self.nm[1]} (need 0 < N <= M)")
-        if not 0.0 <= self.gated_energy_ratio <= 1.0:
-            raise ValueError("gated_energy_ratio must be in [0, 1]")
-
-
-DENSE_ARRAY = SparseSupport()
-GATING_ARRAY = SparseSupport(SparseAction.GATING, compressed_weights=True)
-SKIPPING_ARRAY = SparseSupport(SparseAction.SKIPPING, compressed_weights=True)
 
 
 @dataclass(frozen=True, slots=True)
