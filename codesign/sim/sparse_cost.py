@@ -186,12 +186,28 @@ def innermost_keeping(cost: Cost, tensor: str) -> int:
 
 
 def cascade_densities(cascade: Cascade) -> dict[str, OperandDensity]:
-    """Operand densities of every tensor with data or a `Sparsity` record; a weight's rows are
-    its first rank (the output channel of OIHW convolutions and [out, in] linears)."""
+    """Operand densities of every tensor with data or a `Sparsity` record (a weight's rows are
+    its first rank: the output channel of OIHW convolutions and [out, in] linears), carried
+    through views: a tensor assembled by views (a KV cache concatenated with the new token's
+    row, a transpose) gets the element-weighted density of its sources."""
     out: dict[str, OperandDensity] = {}
     for spec in cascade.tensors:
         if spec.sparse is not None or spec.data is not None:
             out[spec.name] = operand_density(spec, 0 if spec.data is not None else None)
+    written: dict[str, float] = {}  # nonzeros written so far; other producers count as dense
+    for einsum in cascade.einsums:
+        target = einsum.output.tensor
+        points = math.prod(n for v, n in einsum.space if v not in einsum.reduced)
+        source = einsum.input_tensors[0] if einsum.is_view else ""
+        density = out[source].density if source in out else 1.0
+        written[target] = written.get(target, 0.0) + points * density
+        spec = cascade.tensor(target)
+        if einsum.is_view and (target not in out or out[target].sparse is None):
+            if written[target] / spec.size < 1.0 and source in out:
+                out[target] = OperandDensity(written[target] / spec.size, 0.0, None)
+    for name, total in written.items():  # a later dense producer of the same tensor
+        if name in out and out[name].sparse is None and cascade.tensor(name).data is None:
+            out[name] = OperandDensity(min(1.0, total / cascade.tensor(name).size), 0.0, None)
     return out
 
 
