@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -58,18 +59,21 @@ class ChannelGroup:
         return not self.blocked and bool(self.filters)
 
 
+Node = tuple[str, Dim | Var]  # ("t", tensor dim) or ("v", einsum variable)
+
+
 class _UnionFind:
     def __init__(self) -> None:
-        self.parent: dict[object, object] = {}
+        self.parent: dict[Node, Node] = {}
 
-    def find(self, x: object) -> object:
+    def find(self, x: Node) -> Node:
         self.parent.setdefault(x, x)
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
             x = self.parent[x]
         return x
 
-    def union(self, a: object, b: object) -> None:
+    def union(self, a: Node, b: Node) -> None:
         self.parent[self.find(a)] = self.find(b)
 
 
@@ -87,20 +91,20 @@ def _accesses(einsum: Einsum) -> Iterator[Access]:
 def channel_groups(cascade: Cascade) -> tuple[ChannelGroup, ...]:
     """Every coupled group of tensor dimensions with its verdict, in first-seen order."""
     uf = _UnionFind()
-    blocked: dict[object, str] = {}
+    blocked: dict[Node, str] = {}
     mac = {e.name for e in contractions(cascade)}
     filters: set[Dim] = set()
     group_contractions: dict[Var, str] = {}
     for einsum in cascade.einsums:
         for access in _accesses(einsum):
             for dim, index in enumerate(access.indices):
-                node: Dim = (access.tensor, dim)
-                uf.find(("t", node))
+                tdim: Dim = (access.tensor, dim)
+                uf.find(("t", tdim))
                 var = index.plain_var if isinstance(index, Affine) else None
                 if var is not None:
-                    uf.union(("t", node), ("v", (einsum.name, var)))
+                    uf.union(("t", tdim), ("v", (einsum.name, var)))
                     continue
-                blocked.setdefault(("t", node), f"{access.tensor} dim {dim} is not a plain index")
+                blocked.setdefault(("t", tdim), f"{access.tensor} dim {dim} is not a plain index")
                 for v in index.variables:
                     blocked.setdefault(("v", (einsum.name, v)), f"{einsum.name} uses {v} in an "
                                        "index expression")  # fmt: skip
@@ -111,18 +115,17 @@ def channel_groups(cascade: Cascade) -> tuple[ChannelGroup, ...]:
             for access in einsum.inputs:
                 spec = cascade.tensor(access.tensor)
                 for dim, index in enumerate(access.indices):
-                    v = index.plain_var if isinstance(index, Affine) else None
-                    if spec.role is Role.WEIGHT and v is not None and v not in einsum.reduced:
+                    out_var = index.plain_var if isinstance(index, Affine) else None
+                    if spec.role is Role.WEIGHT and out_var and out_var not in einsum.reduced:
                         filters.add((access.tensor, dim))
-                        group_contractions[(einsum.name, v)] = einsum.name
-    members: dict[object, list[tuple[str, object]]] = {}
+                        group_contractions[(einsum.name, out_var)] = einsum.name
+    members: dict[Node, list[Node]] = {}
     for node in list(uf.parent):
-        assert isinstance(node, tuple)
         members.setdefault(uf.find(node), []).append(node)
     groups: list[ChannelGroup] = []
     for nodes in members.values():
-        dims = tuple(n[1] for n in nodes if n[0] == "t")
-        variables = tuple(n[1] for n in nodes if n[0] == "v")
+        dims = tuple(cast(Dim, n[1]) for n in nodes if n[0] == "t")
+        variables = tuple(cast(Var, n[1]) for n in nodes if n[0] == "v")
         if not dims:
             continue
         sizes = {cascade.tensor(t).shape[d] for t, d in dims}
