@@ -114,8 +114,8 @@ class CompiledCascade:
         self.executable.export_library(str(out / LIBRARY_NAME))
         info = self.manifest() | {"library": LIBRARY_NAME}
         (out / "manifest.json").write_text(json.dumps(info, indent=1) + "\n")
-        np.savez(out / "inputs.npz", **data)
-        np.savez(out / "expected.npz", **interpret(self.cascade, data))
+        np.savez(out / "inputs.npz", allow_pickle=False, **data)
+        np.savez(out / "expected.npz", allow_pickle=False, **interpret(self.cascade, data))
         shutil.copyfile(runner.__file__, out / "run.py")
         return out
 

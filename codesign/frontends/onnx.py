@@ -404,7 +404,8 @@ def _evaluate(node: onnx.NodeProto, feeds: dict[str, np.ndarray], opset: int) ->
     outputs = [helper.make_value_info(o, onnx.TypeProto()) for o in node.output if o]
     graph = helper.make_graph([node], "fold", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    return ReferenceEvaluator(model).run(None, feeds)
+    results = ReferenceEvaluator(model).run(None, feeds)  # a list when output names are None
+    return list(results)
 
 
 # -- tensor renaming (a pure Cascade -> Cascade rewrite)

@@ -196,8 +196,8 @@ def _conv_transpose(
         x_idx.append(FloorDiv(arg, strides[j]))
         pos = np.arange(out[j])[:, None] + pads[j] - dil[j] * np.arange(kernel[j])[None, :]
         phase = (pos % strides[j] == 0).astype(dtype.numpy)
-        mask = b.tensor(f"{name}_phase{j}", phase.shape, dtype, Role.WEIGHT, data=phase)
-        masks.append(var_access(mask, (p, r)))
+        mask_name = b.tensor(f"{name}_phase{j}", phase.shape, dtype, Role.WEIGHT, data=phase)
+        masks.append(var_access(mask_name, (p, r)))
     body = Binary(BinaryOp.MUL, Access(x, tuple(x_idx)), body)
     for mask in masks:
         body = Binary(BinaryOp.MUL, body, mask)

@@ -21,7 +21,7 @@ from codesign.ir.cascade import Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Binary, BinaryOp, Const, Expr, Select, Unary, UnaryOp
 
-_ELEM_TYPES = {
+_ELEM_TYPES: dict[int, DType] = {
     onnx.TensorProto.FLOAT: DType.F32, onnx.TensorProto.DOUBLE: DType.F64,
     onnx.TensorProto.FLOAT16: DType.F16, onnx.TensorProto.BFLOAT16: DType.BF16,
     onnx.TensorProto.INT64: DType.I64, onnx.TensorProto.INT32: DType.I32,

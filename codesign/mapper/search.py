@@ -305,8 +305,9 @@ def _random_orders(space: _Space, factors: np.ndarray, rng: np.random.Generator)
     n, _, n_l, n_d = factors.shape
     keys = rng.random((n, n_l, n_d))
     if space.stationary is not None:
-        real = factors[:, 0] > 1  # (B, L, D)
-        deepest = n_l - 1 - np.argmax(real.any(axis=2)[:, ::-1], axis=1)  # (B,)
+        real = np.asarray(factors[:, 0] > 1)  # (B, L, D)
+        has_loops = np.asarray(real.any(axis=2))  # (B, L)
+        deepest = n_l - 1 - np.argmax(has_loops[:, ::-1], axis=1)  # (B,)
         rows = np.arange(n)
         candidates = real[rows, deepest] & ~space.relevant[space.stationary][None, :]
         dim, found = _random_true(candidates, rng)
@@ -426,7 +427,7 @@ def _exhaustive(space: _Space, limit: int) -> MappingArrays | None:
 def _random_true(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``mask`` (B, K), a uniformly random True column, and whether there was one."""
     pick = np.argmax(np.where(mask, rng.random(mask.shape), -1.0), axis=1)
-    return pick, mask.any(axis=1)
+    return pick, np.asarray(mask.any(axis=1))
 
 
 def _mutate(space: _Space, best: MappingArrays, n: int, rng: np.random.Generator) -> MappingArrays:

@@ -40,7 +40,7 @@ class Bound(Enum):
     BARRIER = "barrier"
 
 
-def _counts(values: np.ndarray | int, n: int) -> np.ndarray:
+def _counts(values: np.ndarray | float, n: int) -> np.ndarray:
     out = np.broadcast_to(np.asarray(values, dtype=np.float64), (n,))
     return np.ascontiguousarray(out)
 
@@ -63,12 +63,12 @@ class Phase:
         name: str,
         core: np.ndarray,
         *,
-        local: np.ndarray | int = 0,
-        remote: np.ndarray | int = 0,
-        atomics: np.ndarray | int = 0,
-        spad: np.ndarray | int = 0,
-        dma_bytes: np.ndarray | int = 0,
-        instructions: np.ndarray | int = 0,
+        local: np.ndarray | float = 0,
+        remote: np.ndarray | float = 0,
+        atomics: np.ndarray | float = 0,
+        spad: np.ndarray | float = 0,
+        dma_bytes: np.ndarray | float = 0,
+        instructions: np.ndarray | float = 0,
     ) -> Phase:
         core = np.asarray(core, dtype=np.int64)
         n = len(core)

@@ -221,9 +221,9 @@ def tensor_kinds(cascade: Cascade, kv_tensors: frozenset[str]) -> dict[str, Tens
             out = e.output.tensor
             if TensorKind.KV in inputs or kinds[out] is TensorKind.KV:
                 kinds[out] = TensorKind.KV
-                for t in e.input_tensors:
-                    if kinds[t] is TensorKind.ACTIVATION:
-                        kinds[t] = TensorKind.KV
+                for name in e.input_tensors:
+                    if kinds[name] is TensorKind.ACTIVATION:
+                        kinds[name] = TensorKind.KV
             elif inputs and all(k is TensorKind.WEIGHT for k in inputs):
                 kinds[out] = TensorKind.WEIGHT
     return kinds
