@@ -31,7 +31,7 @@ from codesign.ir.cascade import Cascade, Einsum, Role, SparseFormat, Sparsity, T
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, Select, Unary, UnaryOp
 from codesign.ir.index import Affine
 from codesign.passes.pipeline import PassContext, register_pass
-from codesign.passes.quantize import contractions, reduction_axis
+from codesign.passes.quantize import contraction_weights
 
 
 class Scope(Enum):
@@ -39,23 +39,9 @@ class Scope(Enum):
     LAYER = "layer"
 
 
-def _factors(expr: Expr) -> list[Expr]:
-    if isinstance(expr, Binary) and expr.op is BinaryOp.MUL:
-        return _factors(expr.lhs) + _factors(expr.rhs)
-    return [expr]
-
-
 def prunable_weights(cascade: Cascade, pattern: str = "") -> dict[str, int | None]:
     """Float weights with data read as a factor of a matching contraction -> reduction axis."""
-    found: dict[str, int | None] = {}
-    for einsum in contractions(cascade, pattern):
-        for factor in _factors(einsum.body):
-            if not isinstance(factor, Access) or factor.tensor in found:
-                continue
-            spec = cascade.tensor(factor.tensor)
-            if spec.role is Role.WEIGHT and spec.data is not None and spec.dtype.is_float:
-                found[spec.name] = reduction_axis(einsum, factor, spec.shape)
-    return found
+    return contraction_weights(cascade, pattern, lambda spec: spec.data is not None)
 
 
 def with_sparsity(spec: TensorSpec, data: np.ndarray, sparse_format: SparseFormat) -> TensorSpec:

@@ -127,17 +127,25 @@ def reduction_axis(einsum: Einsum, access: Access, shape: tuple[int, ...]) -> in
     return best
 
 
-def quantizable_weights(cascade: Cascade, pattern: str = "") -> dict[str, int | None]:
-    """Float weights read as a factor of a matching contraction -> their reduction axis."""
+def contraction_weights(
+    cascade: Cascade, pattern: str, accept: Callable[[TensorSpec], bool]
+) -> dict[str, int | None]:
+    """Float weights read as a factor of a matching contraction and accepted by `accept` ->
+    their reduction axis (what the quantization and pruning passes may rewrite)."""
     found: dict[str, int | None] = {}
     for einsum in contractions(cascade, pattern):
         for factor in _product_factors(einsum.body):
             if not isinstance(factor, Access) or factor.tensor in found:
                 continue
             spec = cascade.tensor(factor.tensor)
-            if spec.role is Role.WEIGHT and spec.dtype.is_float and spec.quant is None:
+            if spec.role is Role.WEIGHT and spec.dtype.is_float and accept(spec):
                 found[spec.name] = reduction_axis(einsum, factor, spec.shape)
     return found
+
+
+def quantizable_weights(cascade: Cascade, pattern: str = "") -> dict[str, int | None]:
+    """Float weights read as a factor of a matching contraction -> their reduction axis."""
+    return contraction_weights(cascade, pattern, lambda spec: spec.quant is None)
 
 
 def _layout(options: QuantizeOptions, axis: int | None) -> tuple[int | None, int | None]:
