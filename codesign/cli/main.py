@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from codesign.cli import commands
+from codesign.cli.passes_opt import add_passes_arguments
 from codesign.errors import InputError
 from codesign.ir.verify import VerifyError
 
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="per-Einsum statistics (MACs, ops, bytes) and totals")
     _model_args(p, required=False)
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON ('-' = stdout)")
+    add_passes_arguments(p, error_flag=True)
     p.set_defaults(func=commands.cmd_stats)
 
     p = sub.add_parser("run", help="interpret a model on seeded random (or given) inputs")
@@ -54,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="NPZ", help="input arrays by name (.npz)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-compare", action="store_true", help="skip the comparison with onnxruntime")
+    p.add_argument("--json", metavar="PATH", help="also write outputs (and passes) as JSON")
+    add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("ops", help="list the ONNX ops the frontend lowers")
@@ -86,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codesign: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) closed stdout: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from codesign.cli.passes_opt import (
+    PassesResult,
+    add_passes_arguments,
+    apply_passes,
+    parse_passes,
+    passes_json,
+    passes_text,
+)
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, Dataflow
 from codesign.mapper.cascade import CascadeMapper, CascadeResult
@@ -31,9 +39,9 @@ def cost_models() -> dict[str, Callable[[], CostModel]]:
     return models
 
 
-def add_parser(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub, model_args: Callable[..., None]) -> None:
     p = sub.add_parser("map", help="map a model onto hardware: cycles, energy, utilization, bound")
-    model_args(p)
+    model_args(p, required=False)  # MODEL or --llm NAME
     p.add_argument("--hw", required=True, metavar="HW.yaml", help="hardware description")
     p.add_argument(
         "--model", dest="cost_model", default="analytical", help="cost model: analytical | cycle"
@@ -64,7 +72,13 @@ def add_parser(sub, model_args: Callable[[argparse.ArgumentParser], None]) -> No
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="energy breakdown + latency chart (.png/.svg)")
     p.add_argument("--baseline", metavar="OTHER.yaml", help="also map onto OTHER and compare")
+    p.add_argument(
+        "--baseline-passes",
+        metavar="PIPELINE",
+        help="pipeline for the --baseline model instead of --passes ('none': the model as loaded)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_passes_arguments(p, error_flag=True)
     p.set_defaults(func=cmd_map)
 
 
@@ -228,20 +242,55 @@ def print_result(result: CascadeResult, console: Console) -> None:
     console.print(f"energy by level: {parts}")
 
 
+def _note_pinned_weight_bits(hw_path: str, passes: PassesResult) -> None:
+    """Warn (stderr) when the pipeline retyped weights but the hardware file pins the weight
+    width (bit-serial ``precision.weight_bits``), so the new dtypes cannot change its cost."""
+    from codesign.hwmodels.bitserial import BitSerialArray
+    from codesign.hwmodels.hardware import load_hardware
+
+    if not any(r.dtype_changes for r in passes.reports):
+        return
+    arch = load_hardware(hw_path)
+    if isinstance(arch, BitSerialArray) and arch.weight_bits is not None:
+        print(
+            f"codesign: note: {hw_path} fixes precision.weight_bits={arch.weight_bits:g}; "
+            "the weight dtypes set by --passes do not change its cost (omit weight_bits in the "
+            "YAML to take them from the IR)",
+            file=sys.stderr,
+        )
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
     from codesign.sim.report import plot_result, result_dict
 
-    cascade = load_from_args(args)
+    pipeline = parse_passes(args.passes)
+    base_pipeline = pipeline
+    if args.baseline_passes is not None:
+        if not args.baseline:
+            raise InputError("--baseline-passes needs --baseline")
+        none = args.baseline_passes.strip() == "none"
+        base_pipeline = None if none else parse_passes(args.baseline_passes, "--baseline-passes")
+    loaded = load_from_args(args)
+    passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    result = run_map(args, cascade, args.hw, quiet)
+    result = run_map(args, passes.cascade, args.hw, quiet)
+    _note_pinned_weight_bits(args.hw, passes)
     baseline = None
+    base_passes = passes
     if args.baseline:
+        if base_pipeline is not pipeline:
+            base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
         base_args = argparse.Namespace(**{**vars(args), "mapping": None})
-        baseline = run_map(base_args, cascade, args.baseline, quiet)
+        baseline = run_map(base_args, base_passes.cascade, args.baseline, quiet)
+        _note_pinned_weight_bits(args.baseline, base_passes)
     doc = result_dict(result)
+    if pipeline is not None:
+        doc["passes"] = passes_json(passes)
     if baseline is not None:
         doc["baseline"] = result_dict(baseline)
+        if base_pipeline is not None:
+            doc["baseline"]["passes"] = passes_json(base_passes)
         doc["speedup"] = baseline.cycles / result.cycles if result.cycles else None
         doc["energy_ratio"] = result.energy_pj / baseline.energy_pj if baseline.energy_pj else None
     if args.mapping_out:
@@ -258,8 +307,12 @@ def cmd_map(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     console = Console(width=max(Console().width, 110))
+    if pipeline is not None:
+        print(passes_text(passes), end="")
     print_result(result, console)
     if baseline is not None:
+        if base_passes is not passes:
+            print("baseline " + (passes_text(base_passes) or "passes: none\n"), end="")
         print_result(baseline, console)
         console.print(
             f"speedup over {baseline.arch}: {doc['speedup']:.2f}x; energy ratio "
