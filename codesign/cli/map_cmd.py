@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -145,10 +146,16 @@ def _problem_name(file: Path) -> str:
     return data["problem"]
 
 
-def run_map(args: argparse.Namespace, cascade, hw_path: str, quiet: bool) -> CascadeResult:
+def run_map(
+    args: argparse.Namespace, cascade, hw_path: str, quiet: bool, weight_bits_from_ir: bool = False
+) -> CascadeResult:
+    """Map `cascade` onto the hardware file.  `weight_bits_from_ir`: a bit-serial array prices
+    static weights at their IR dtype even where its YAML pins ``precision.weight_bits``."""
     from codesign.hwmodels.hardware import load_hardware
 
     arch = load_hardware(hw_path)
+    if weight_bits_from_ir:
+        arch = _unpin_weight_bits(arch, hw_path)
     if not isinstance(arch, Arch) and args.cost_model != "analytical":
         raise InputError(
             f"--model {args.cost_model!r}: {hw_path} is a {arch.family} hardware file, "
@@ -242,22 +249,23 @@ def print_result(result: CascadeResult, console: Console) -> None:
     console.print(f"energy by level: {parts}")
 
 
-def _note_pinned_weight_bits(hw_path: str, passes: PassesResult) -> None:
-    """Warn (stderr) when the pipeline retyped weights but the hardware file pins the weight
-    width (bit-serial ``precision.weight_bits``), so the new dtypes cannot change its cost."""
+def _unpin_weight_bits(arch, hw_path: str):
+    """`arch` with a bit-serial YAML's pinned weight width dropped (announced on stderr), so
+    the weight dtypes a pipeline set decide the cost; other hardware reads the IR already."""
     from codesign.hwmodels.bitserial import BitSerialArray
-    from codesign.hwmodels.hardware import load_hardware
 
-    if not any(r.dtype_changes for r in passes.reports):
-        return
-    arch = load_hardware(hw_path)
-    if isinstance(arch, BitSerialArray) and arch.weight_bits is not None:
-        print(
-            f"codesign: note: {hw_path} fixes precision.weight_bits={arch.weight_bits:g}; "
-            "the weight dtypes set by --passes do not change its cost (omit weight_bits in the "
-            "YAML to take them from the IR)",
-            file=sys.stderr,
-        )
+    if not isinstance(arch, BitSerialArray) or arch.weight_bits is None:
+        return arch
+    print(
+        f"codesign: note: {hw_path}: precision.weight_bits={arch.weight_bits:g} replaced by the "
+        "weight dtypes --passes set",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(arch, weight_bits=None)
+
+
+def _retypes_weights(passes: PassesResult) -> bool:
+    return any(r.dtype_changes for r in passes.reports)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -274,16 +282,16 @@ def cmd_map(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    result = run_map(args, passes.cascade, args.hw, quiet)
-    _note_pinned_weight_bits(args.hw, passes)
+    result = run_map(args, passes.cascade, args.hw, quiet, _retypes_weights(passes))
     baseline = None
     base_passes = passes
     if args.baseline:
         if base_pipeline is not pipeline:
             base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
         base_args = argparse.Namespace(**{**vars(args), "mapping": None})
-        baseline = run_map(base_args, base_passes.cascade, args.baseline, quiet)
-        _note_pinned_weight_bits(args.baseline, base_passes)
+        baseline = run_map(
+            base_args, base_passes.cascade, args.baseline, quiet, _retypes_weights(base_passes)
+        )
     doc = result_dict(result)
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
