@@ -82,6 +82,18 @@ def test_nm_pass_prunes_cnn_along_the_reduction_rank_and_verifies(cnn):
     assert reports[0].error is not None and reports[0].error.rel_l2 > 0
 
 
+def test_quantizing_a_pruned_cascade_keeps_its_sparse_record_true_to_the_data(cnn):
+    # 4-bit rounding zeroes some kept weights: the recorded density must follow the data
+    out, _ = run_pipeline(cnn, "prune-nm{n=2,m=4},quantize{bits=4,group=128}")
+    verify(out)
+    pruned = [t for t in out.weights if t.sparse is not None]
+    assert pruned and all(t.quant is not None for t in pruned)
+    for t in pruned:
+        assert t.sparse.density == np.count_nonzero(t.data) / t.data.size
+        assert _groups_max_nonzeros(np.asarray(t.data), 4, 1) <= 2
+    assert any(t.sparse.density < 0.5 for t in pruned)
+
+
 @pytest.mark.parametrize(
     "text", ["prune-nm{n=5,m=4}", "prune-nm{n=0,m=4}", "prune{sparsity=1.5}", "prune-nm{axis=-3}"]
 )

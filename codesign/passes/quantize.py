@@ -201,11 +201,13 @@ def quantize_weight(spec: TensorSpec, axis: int | None, options: QuantizeOptions
 
     zero_point = fmt is WeightFormat.INT and not options.symmetric
     quant = Quantization(qformat, q_axis, group, scale_dtype, zero_point)
-    data = spec.data
+    data, sparse = spec.data, spec.sparse
     if data is not None:
         deq, _ = nm.apply_groups(data, q_axis, group, block)
         data = deq.astype(np.float32)
-    return replace(spec, dtype=dtype, quant=quant, data=data)
+        if sparse is not None:  # rounding may zero kept weights of a pruned tensor
+            sparse = replace(sparse, density=float(np.count_nonzero(data)) / data.size)
+    return replace(spec, dtype=dtype, quant=quant, data=data, sparse=sparse)
 
 
 def replace_tensors(cascade: Cascade, new: dict[str, TensorSpec]) -> Cascade:
