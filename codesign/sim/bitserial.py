@@ -16,7 +16,9 @@ dims shared by all three (attention heads).  Per VALIDATION.md section 4:
 Operand widths: a static weight is ``weight_bits`` (the design's average incl. scale overhead,
 or the IR dtype when the YAML leaves it out); activations ``activation_bits``; an Einsum of two
 activations (QK^T, SV) runs both operands at ``attention_bits`` (16), which on a weight-serial
-PE also sets its latency (the BitMoD artifact keeps the weight latency there; docs/papers.md).
+PE also sets its latency.  The BitMoD artifact keeps the design's *weight* latency there
+(``ceil(floor(w)/2)``); ``BitSerialModel(AttentionLatency.WEIGHT)`` prices it that way, for
+reproducing its numbers (examples/papers/bitmod.py ``--attention artifact``, docs/papers.md).
 
 Energy: every PE burns ``pe_energy_pj`` per compute cycle (idle lanes included, as synthesised);
 each tile reads one dp-wide word per PE row from the weight buffer and per PE column from the
@@ -28,6 +30,7 @@ traffic (`codesign.ir.stats`) only when the YAML says the unit streams through D
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -82,8 +85,22 @@ def refetch_counts(
     return 1, input_times
 
 
+class AttentionLatency(enum.Enum):
+    """How many cycles a tile of an activation x activation Einsum (QK^T, SV) takes."""
+
+    OPERANDS = "operands"  # the PE's latency at the operands' width (`attention_bits`)
+    WEIGHT = "weight"  # the design's weight latency, as the BitMoD artifact prices attention
+
+
+@dataclass(frozen=True, slots=True)
 class BitSerialModel:
-    """Prices Einsums on a `BitSerialArray`; stateless, results are values."""
+    """Prices Einsums on a `BitSerialArray`; results are values.
+
+    `attention_latency` picks the latency of activation x activation Einsums; ``WEIGHT`` falls
+    back to the operands' width on a design that leaves ``weight_bits`` to the IR.
+    """
+
+    attention_latency: AttentionLatency = AttentionLatency.OPERANDS
 
     def evaluate(self, problem: Problem, mapping: Mapping | None, arch: BitSerialArray) -> Cost:
         """The CostModel entry point: a MAC problem whose weight operand is a static weight."""
@@ -105,6 +122,12 @@ class BitSerialModel:
         batch, m, n, k = gemm_view(problem)
         bits = operand_bits(hw, problem, static_weight)
         latency = hw.latency_cycles(bits.weight, bits.activation)
+        if (
+            not static_weight
+            and self.attention_latency is AttentionLatency.WEIGHT
+            and hw.weight_bits is not None
+        ):
+            latency = hw.latency_cycles(hw.weight_bits, bits.activation)
         tiles = batch * math.ceil(k / hw.dp) * math.ceil(n / hw.rows) * math.ceil(m / hw.cols)
         compute_cycles = float(tiles * latency)
 
