@@ -14,19 +14,36 @@ Kernel-by-kernel roofline at the host's clock (the GPU fixes the schedule; the m
   runs on the host's FP16 MMA tensor cores, reading its operands at their IR widths;
 * a non-MAC Einsum runs on the vector units against its compulsory DRAM traffic.
 
+A cascade rewritten by the `lut-precompute` pass carries the tables explicitly, and then the
+IR, not the YAML's ``precompute.fused``, says what is fused (`LookupForm`):
+
+* a **table Einsum** (``Tab[.., g, .., e] = sum[k:K] src * S[e, k]``) is a vector kernel of
+  ``entries * ops_per_entry`` ops per table (the incremental build, not the ``2K`` of the
+  written sum), writing the table at its IR dtype; unfused it reads the activations at
+  ``activation_bits`` (what the implicit precompute reads), fused it reads its inlined
+  producer's inputs at their IR widths and adds the producer's ops per activation; the sign
+  matrix ``S`` is the adder wiring, not DRAM data;
+* a **lookup Einsum** runs on the LUT units at the original GEMM's MACs (``points / planes *
+  K``) and weight width (``planes - 1``), reading the table and the ``W``-bit weights and
+  writing its output, with no precompute of its own.  On a GPU without LUT units (or wider
+  weights) it is the same GEMM on the MMA cores.
+
 Energy: tensor-core ops at the TC's TOPS/W (LUT: the fitted synthesis model; MMA: the host's),
 vector ops and DRAM bits at their per-op / per-bit energies.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from codesign.hwmodels.arch import TensorRole
 from codesign.hwmodels.gpu import Precision
 from codesign.hwmodels.lut_tc import CoreKind, TensorCoreGpu
 from codesign.ir.cascade import Cascade, Einsum, Role
-from codesign.ir.stats import einsum_stats
+from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp, Select, Unary, walk
+from codesign.ir.index import Affine, Gathered
+from codesign.ir.stats import einsum_stats, footprint
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.problem import Problem, ProblemTensor
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
@@ -96,6 +113,11 @@ class TensorCoreModel:
     def evaluate_einsum(
         self, einsum: Einsum, problem: Problem | None, cascade: Cascade, hardware: TensorCoreGpu
     ) -> Cost:
+        form = lookup_form(einsum, cascade)
+        if form is not None:
+            return self.lookup_cost(einsum, form, cascade, hardware)
+        if is_table_einsum(einsum, cascade):
+            return self.table_cost(einsum, cascade, hardware)
         if problem is None:
             return self.vector_cost(einsum, cascade, hardware)
         return self._mac(problem, hardware, lut=runs_on_lut(hardware, problem, cascade))
@@ -107,72 +129,176 @@ class TensorCoreModel:
             _tensor(problem, TensorRole.INPUT),
             problem.output,
         )
-        ops = 2.0 * problem.macs
         activations = inp.footprint(extents)
         if lut:
-            peak = 2 * gpu.lut_macs_per_cycle(weight.bits) * gpu.clock_ghz * 1e9
-            tops_per_w = gpu.energy_efficiency_tops_per_w(weight.bits)
             input_bits = activations * table_bits_per_activation(gpu)
             pre = precompute_cost(gpu, activations, gpu.activation_bits)
         else:
-            peak = dict(gpu.host.tensor_peaks)[Precision.FP16]
-            tops_per_w = gpu.mma_tops_per_w
             input_bits = activations * inp.bits
             pre = PrecomputeCost(0.0, 0.0, 0.0)
-        peak *= gpu.tensor_efficiency
         fills = {
             weight.name: weight.footprint(extents) * weight.bits,
             inp.name: input_bits,
             out.name: out.footprint(extents) * out.bits,
         }
-        compute_s = ops / peak
-        memory_s = sum(fills.values()) / 8 / _bandwidth(gpu)
-        seconds = max(compute_s, memory_s) + pre.seconds
-        hz = gpu.clock_ghz * 1e9
-        actions = tuple(
-            TensorActions(name, 0.0 if name == out.name else b / 8,
-                          b / 8 if name == out.name else 0.0, 0.0, 0, b * gpu.dram_pj_per_bit)
-            for name, b in fills.items()
-        )  # fmt: skip
-        dram_energy = sum(a.energy_pj for a in actions) + pre.dram_bytes * 8 * gpu.dram_pj_per_bit
-        compute_energy = ops / tops_per_w + pre.ops * gpu.vector_pj_per_op
-        return Cost(
-            cycles=seconds * hz,
-            energy_pj=compute_energy + dram_energy,
-            macs=problem.macs,
-            utilization=compute_s / seconds if seconds else 0.0,
-            bound=COMPUTE_BOUND if compute_s >= memory_s else DRAM,
-            compute_cycles=(compute_s + pre.seconds) * hz,
-            compute_energy_pj=compute_energy,
-            utilized_pes=gpu.sm_count,
-            levels=(LevelCost(DRAM, 1, 0, memory_s * hz, dram_energy, 0.0, actions),),
-        )
+        return _gemm_cost(gpu, problem.macs, weight.bits, fills, out.name, lut, pre)
+
+    def lookup_cost(
+        self, einsum: Einsum, form: LookupForm, cascade: Cascade, gpu: TensorCoreGpu
+    ) -> Cost:
+        """A `lut-precompute` lookup: the original GEMM on the LUT units, reading the table."""
+        weight_bits = form.planes - 1
+        index = cascade.tensor(form.index)
+        table = cascade.tensor(form.table)
+        out = cascade.tensor(einsum.output.tensor)
+        out_points = math.prod(n for v, n in einsum.space if v not in einsum.reduced)
+        fills = {
+            form.index: index.size // form.planes * form.group * weight_bits,
+            form.table: footprint(form.access, einsum, cascade) * table.dtype.bits,
+            out.name: out_points * out.dtype.bits,
+        }
+        macs = einsum.points // form.planes * form.group
+        lut = gpu.kind is CoreKind.LUT and weight_bits <= gpu.max_weight_bits
+        none = PrecomputeCost(0.0, 0.0, 0.0)
+        return _gemm_cost(gpu, macs, weight_bits, fills, out.name, lut, none)
+
+    def table_cost(self, einsum: Einsum, cascade: Cascade, gpu: TensorCoreGpu) -> Cost:
+        """A `lut-precompute` table build on the vector units (module docstring)."""
+        table = cascade.tensor(einsum.output.tensor)
+        body = einsum.body
+        assert isinstance(body, Binary) and isinstance(body.rhs, Access)
+        source, signs = body.lhs, body.rhs.tensor
+        group = math.prod(n for v, n in einsum.space if v in einsum.reduced)
+        ops = table.size * gpu.precompute_ops_per_entry
+        stats = einsum_stats(einsum, cascade)
+        nbytes = {t: float(n) for t, n in stats.tensor_bytes if t != signs}
+        if isinstance(source, Access):  # unfused: the activations, stored at activation_bits
+            nbytes[source.tensor] = footprint(source, einsum, cascade) * gpu.activation_bits / 8
+        else:  # fused: the producer's arithmetic, once per activation
+            producer_ops = sum(isinstance(n, (Unary, Binary, Select)) for n in walk(source))
+            ops += producer_ops * table.size // table.shape[-1] * group
+        return _vector_kernel(gpu, ops, tuple(nbytes.items()), table.name)
 
     def vector_cost(self, einsum: Einsum, cascade: Cascade, gpu: TensorCoreGpu) -> Cost:
         """A non-MAC Einsum on the CUDA cores against its compulsory DRAM traffic."""
         stats = einsum_stats(einsum, cascade)
-        peak = dict(gpu.host.vector_peaks)[Precision.FP16] * gpu.vector_efficiency
-        compute_s = stats.flops / peak
-        memory_s = stats.total_bytes / _bandwidth(gpu)
-        seconds = max(compute_s, memory_s)
-        hz = gpu.clock_ghz * 1e9
-        actions = tuple(
-            TensorActions(t, 0.0 if t == stats.output_tensor else float(n),
-                          float(n) if t == stats.output_tensor else 0.0, 0.0, 0,
-                          n * 8 * gpu.dram_pj_per_bit)
-            for t, n in stats.tensor_bytes
-        )  # fmt: skip
-        dram_energy = sum(a.energy_pj for a in actions)
-        compute_energy = stats.flops * gpu.vector_pj_per_op
-        return Cost(
-            cycles=seconds * hz,
-            energy_pj=compute_energy + dram_energy,
-            macs=0,
-            utilization=compute_s / seconds if seconds else 0.0,
-            bound=COMPUTE_BOUND if compute_s >= memory_s else DRAM,
-            compute_cycles=compute_s * hz,
-            compute_energy_pj=compute_energy,
-            utilized_pes=gpu.sm_count if stats.flops else 0,
-            levels=(LevelCost(DRAM, 1, 0, memory_s * hz, dram_energy, 0.0, actions),),
-        )
+        tensor_bytes = tuple((t, float(n)) for t, n in stats.tensor_bytes)
+        return _vector_kernel(gpu, stats.flops, tensor_bytes, stats.output_tensor)
 
+
+def _gemm_cost(
+    gpu: TensorCoreGpu, macs: int, weight_bits: int, fills: dict[str, float], output: str,
+    lut: bool, pre: PrecomputeCost,
+) -> Cost:  # fmt: skip
+    """A GEMM of `macs` on the LUT units (`lut`) or the host's FP16 MMA cores; `fills` are DRAM
+    bits per tensor (`output` written, the others read); `pre` its implicit table precompute."""
+    ops = 2.0 * macs
+    if lut:
+        peak = 2 * gpu.lut_macs_per_cycle(weight_bits) * gpu.clock_ghz * 1e9
+        tops_per_w = gpu.energy_efficiency_tops_per_w(weight_bits)
+    else:
+        peak = dict(gpu.host.tensor_peaks)[Precision.FP16]
+        tops_per_w = gpu.mma_tops_per_w
+    peak *= gpu.tensor_efficiency
+    compute_s = ops / peak
+    memory_s = sum(fills.values()) / 8 / _bandwidth(gpu)
+    seconds = max(compute_s, memory_s) + pre.seconds
+    hz = gpu.clock_ghz * 1e9
+    actions = tuple(
+        TensorActions(name, 0.0 if name == output else b / 8,
+                      b / 8 if name == output else 0.0, 0.0, 0, b * gpu.dram_pj_per_bit)
+        for name, b in fills.items()
+    )  # fmt: skip
+    dram_energy = sum(a.energy_pj for a in actions) + pre.dram_bytes * 8 * gpu.dram_pj_per_bit
+    compute_energy = ops / tops_per_w + pre.ops * gpu.vector_pj_per_op
+    return Cost(
+        cycles=seconds * hz,
+        energy_pj=compute_energy + dram_energy,
+        macs=macs,
+        utilization=compute_s / seconds if seconds else 0.0,
+        bound=COMPUTE_BOUND if compute_s >= memory_s else DRAM,
+        compute_cycles=(compute_s + pre.seconds) * hz,
+        compute_energy_pj=compute_energy,
+        utilized_pes=gpu.sm_count,
+        levels=(LevelCost(DRAM, 1, 0, memory_s * hz, dram_energy, 0.0, actions),),
+    )
+
+
+def _vector_kernel(
+    gpu: TensorCoreGpu, flops: float, tensor_bytes: tuple[tuple[str, float], ...], output: str
+) -> Cost:
+    """`flops` on the CUDA cores against DRAM bytes per tensor (`output` written)."""
+    peak = dict(gpu.host.vector_peaks)[Precision.FP16] * gpu.vector_efficiency
+    compute_s = flops / peak
+    memory_s = sum(n for _, n in tensor_bytes) / _bandwidth(gpu)
+    seconds = max(compute_s, memory_s)
+    hz = gpu.clock_ghz * 1e9
+    actions = tuple(
+        TensorActions(t, 0.0 if t == output else float(n), float(n) if t == output else 0.0,
+                      0.0, 0, n * 8 * gpu.dram_pj_per_bit)
+        for t, n in tensor_bytes
+    )  # fmt: skip
+    dram_energy = sum(a.energy_pj for a in actions)
+    compute_energy = flops * gpu.vector_pj_per_op
+    return Cost(
+        cycles=seconds * hz,
+        energy_pj=compute_energy + dram_energy,
+        macs=0,
+        utilization=compute_s / seconds if seconds else 0.0,
+        bound=COMPUTE_BOUND if compute_s >= memory_s else DRAM,
+        compute_cycles=compute_s * hz,
+        compute_energy_pj=compute_energy,
+        utilized_pes=gpu.sm_count if flops else 0,
+        levels=(LevelCost(DRAM, 1, 0, memory_s * hz, dram_energy, 0.0, actions),),
+    )
+
+
+# -- the explicit form of `lut-precompute` ------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LookupForm:
+    """A lookup Einsum ``sum[.., b] Tab[.., Idx[.., b]] * Coef[..]``: its table access, index
+    and coefficient weights, bit planes (weight bits + 1 offset plane) and table group ``K``."""
+
+    access: Access
+    index: str
+    coef: str
+    planes: int
+    group: int
+
+    @property
+    def table(self) -> str:
+        return self.access.tensor
+
+
+def lookup_form(einsum: Einsum, cascade: Cascade) -> LookupForm | None:
+    """The lookup structure of a sum-reduced product reading a table produced by a sum through
+    a gathered last index of an integer weight, or None."""
+    body = einsum.body
+    if not (einsum.reduce is ReduceOp.SUM and isinstance(body, Binary)
+            and body.op is BinaryOp.MUL and isinstance(body.lhs, Access)
+            and isinstance(body.rhs, Access)):  # fmt: skip
+        return None
+    for table, coef in ((body.lhs, body.rhs), (body.rhs, body.lhs)):
+        last = table.indices[-1] if table.indices else None
+        if not isinstance(last, Gathered) or not last.indices:
+            continue
+        plane = last.indices[-1]
+        var = plane.plain_var if isinstance(plane, Affine) else None
+        index = cascade.tensor(last.tensor)
+        producers = cascade.producers(table.tensor)
+        if (var not in einsum.reduced or index.role is not Role.WEIGHT
+                or len(producers) != 1 or producers[0].reduce is not ReduceOp.SUM):  # fmt: skip
+            continue
+        build = producers[0]
+        group = math.prod(n for v, n in build.space if v in build.reduced)
+        return LookupForm(table, last.tensor, coef.tensor, einsum.extents[str(var)], group)
+    return None
+
+
+def is_table_einsum(einsum: Einsum, cascade: Cascade) -> bool:
+    """True for the producer of a table that some lookup Einsum reads."""
+    if einsum.reduce is not ReduceOp.SUM or not isinstance(einsum.body, Binary):
+        return False
+    tensor = einsum.output.tensor
+    forms = (lookup_form(c, cascade) for c in cascade.consumers(tensor))
+    return any(f is not None and f.table == tensor for f in forms)
