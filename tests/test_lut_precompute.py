@@ -201,9 +201,9 @@ def test_unfused_explicit_tables_cost_what_the_implicit_precompute_costs() -> No
 
 
 def test_cli_map_runs_the_fused_pipeline(capsys) -> None:
-    argv = ["map", MLP, "--hw", LUT_TC, "-q", "--json", "-",
-            "--passes", "quantize{bits=2},lut-precompute{fuse=true}",
-            "--baseline", "examples/hw/a100_fp16.yaml", "--baseline-passes", "quantize{bits=2}"]  # fmt: skip
+    passes = ["--passes", "quantize{bits=2},lut-precompute{fuse=true}"]
+    baseline = ["--baseline", "examples/hw/a100_fp16.yaml", "--baseline-passes", "quantize{bits=2}"]
+    argv = ["map", MLP, "--hw", LUT_TC, "-q", "--json", "-", *passes, *baseline]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["speedup"] > 1.0
