@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from codesign.cli.main import main
 from codesign.errors import InputError
 from codesign.frontends import load_model
+from codesign.frontends.llm import build_llm
+from codesign.frontends.llm_config import LLMConfig, Workload
 from codesign.hwmodels.lut_tc import load_tensor_core
 from codesign.ir import Role, UnaryOp, interpret, parse_cascade, print_cascade, verify
 from codesign.ir.builder import CascadeBuilder
@@ -207,3 +209,13 @@ def test_cli_map_runs_the_fused_pipeline(capsys) -> None:
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["speedup"] > 1.0
+
+
+def test_llm_norm_and_activation_tables_fuse_and_attention_outputs_do_not() -> None:
+    cascade = build_llm(LLMConfig("tiny", 1, 512, 1024, 8, 8, 1000), Workload(64, 1))
+    quantized = run_pipeline(cascade, "quantize{bits=2}", measure_error=False)[0]
+    _, plan = _rewrite(quantized)
+    fused = {t.activation for t in plan.tables if t.fused}
+    assert {"L0_attn_norm_scale", "L0_mlp_norm_scale", "L0_mlp_act"} <= fused  # f16 activations
+    reasons = {t.activation: t.reason for t in plan.tables if not t.fused}
+    assert reasons == {"L0_sv_matmul": "producer L0_sv_matmul is a reduction"}

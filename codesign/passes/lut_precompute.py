@@ -26,7 +26,9 @@ integer `Quantization` (INT or ternary, as `quantize` leaves it) of at most `max
   remapped), and `X` leaves the cascade.  Refused (left unfused, with the reason in the plan)
   for graph inputs, cascade outputs, other consumers, multi-producer tensors, a reduction that
   needs padding (the producer's reads would not be guarded), or an integer-typed `X` (its
-  producer's saturating store would be skipped).
+  producer's saturating store would be skipped).  A narrow float `X` (f16) is fused: the fused
+  kernel builds the table from the producer's value in registers, so X's store rounding (at
+  most one f16 ulp per activation) is gone, as on the hardware.
 
 `plan_lut_precompute` returns the rewritten cascade and a `LutPlan` saying which GEMMs were
 rewritten, which tables fused and why the others were not.  Run it last: a later `quantize`
@@ -387,8 +389,8 @@ def _fusion_refusal(
         return f"producer {producer.name} writes {x.name} through non-plain indices"
     if x.shape[dim] % options.k:
         return f"reduction {x.shape[dim]} is not a multiple of k={options.k} (padding)"
-    if x.quant is None and x.dtype is not DType.F32:
-        return f"{x.name} is {x.dtype.value}: inlining would skip its store conversion"
+    if x.quant is None and not x.dtype.is_float:
+        return f"{x.name} is {x.dtype.value}: inlining would skip its saturating store"
     return producer
 
 
