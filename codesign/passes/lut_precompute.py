@@ -183,8 +183,9 @@ def _target(cascade: Cascade, einsum: Einsum, options: LutPrecomputeOptions) -> 
         return f"weight {spec.name} has no plain reduced dimension"
     var = w.indices[axis].variables[0]
     x_dims = _plain_dims(x, var)
-    if (len(x_dims) != 1 or not isinstance(x.indices[x_dims[0]], Affine)
-            or x.indices[x_dims[0]].plain_var != var or _plain_dims(w, var) != [axis]):  # fmt: skip
+    x_index = x.indices[x_dims[0]] if len(x_dims) == 1 else None
+    if (not isinstance(x_index, Affine) or x_index.plain_var != var
+            or _plain_dims(w, var) != [axis]):  # fmt: skip
         return f"reduced variable {var} is not a plain index of both operands"
     if quant.axis is not None and quant.axis != axis:
         return f"weight {spec.name} scales along dim {quant.axis}, not the reduction dim {axis}"

@@ -35,6 +35,7 @@ vector ops and DRAM bits at their per-op / per-bit energies.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping as StrMapping
 from dataclasses import dataclass
 
 from codesign.hwmodels.arch import TensorRole
@@ -187,7 +188,7 @@ class TensorCoreModel:
 
 
 def _gemm_cost(
-    gpu: TensorCoreGpu, macs: int, weight_bits: int, fills: dict[str, float], output: str,
+    gpu: TensorCoreGpu, macs: int, weight_bits: int, fills: StrMapping[str, float], output: str,
     lut: bool, pre: PrecomputeCost,
 ) -> Cost:  # fmt: skip
     """A GEMM of `macs` on the LUT units (`lut`) or the host's FP16 MMA cores; `fills` are DRAM
