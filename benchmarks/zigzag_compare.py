@@ -144,16 +144,19 @@ def _zigzag_layer(problem, index: int) -> dict:
 
 
 def _codesign(cascade, arch) -> tuple[list[LayerResult], list]:
-    """Map with CascadeMapper; per-layer wall time from the progress callback's timestamps."""
-    from codesign.mapper.cascade import CascadeMapper, EinsumKind
+    """Map with `map_model`; per-layer wall time from the progress callback's timestamps."""
+    from codesign.api import map_model
     from codesign.mapper.from_ir import problem_from_einsum
     from codesign.mapper.search import Constraints
+    from codesign.sim.cost import EinsumKind
 
     stamps: list[tuple[str, float]] = []
     # keep_fixed: every operand passes through each level the arch assigns it, as in ZigZag's
     # memory hierarchy (codesign may otherwise bypass a level, Timeloop-style).
-    mapper = CascadeMapper(constraints=Constraints(keep_fixed=True))
-    result = mapper.map(cascade, arch, progress=lambda n: stamps.append((n, time.perf_counter())))
+    result = map_model(
+        cascade, arch, constraints=Constraints(keep_fixed=True),
+        progress=lambda n: stamps.append((n, time.perf_counter())),
+    ).result
     end = time.perf_counter()
     times = {
         name: (stamps[i + 1][1] if i + 1 < len(stamps) else end) - t

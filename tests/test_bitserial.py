@@ -1,4 +1,4 @@
-"""Bit-serial PE arrays: YAML errors, cycle formula, weight-width properties, CascadeMapper."""
+"""Bit-serial PE arrays: YAML errors, cycle formula, weight-width properties, map_model."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from codesign.api import map_model
 from codesign.errors import InputError
 from codesign.frontends.llm import build_llm
 from codesign.frontends.llm_config import LLMConfig, Workload
 from codesign.hwmodels.bitserial import PeMode, load_bitserial
-from codesign.hwmodels.hardware import load_hardware
-from codesign.mapper.cascade import CascadeMapper, EinsumKind
+from codesign.hwmodels.registry import load_hardware
 from codesign.mapper.problem import Problem
 from codesign.sim.bitserial import BitSerialModel, refetch_counts
+from codesign.sim.cost import EinsumKind
 
 HW = Path("examples/hw")
 PRESETS = (
@@ -104,7 +105,7 @@ def test_attention_runs_both_operands_at_attention_bits() -> None:
     config = LLMConfig("tiny", 1, 64, 128, 4, 4, 100)
     cascade = build_llm(config, Workload(1, 16))
     hw = load_bitserial(HW / "bitmod_gen.yaml")
-    result = CascadeMapper().map(cascade, hw)
+    result = map_model(cascade, hw).result
     kinds = {e.name: e.kind for e in result.einsums}
     assert kinds["L0_q_proj"] is EinsumKind.MAC and kinds["L0_qk_matmul"] is EinsumKind.MAC
     assert kinds["L0_softmax_exp"] is EinsumKind.VECTOR

@@ -9,7 +9,7 @@ import pytest
 from codesign.cli.main import main
 from codesign.frontends.layers import gemm
 from codesign.frontends.scalesim import load_topology, load_topology_cascade
-from codesign.hwmodels.hardware import load_hardware
+from codesign.hwmodels.registry import load_hardware
 from codesign.ir import verify
 from codesign.ir.builder import CascadeBuilder
 from codesign.ir.cascade import Role

@@ -12,13 +12,9 @@ from codesign.cli.main import main
 from codesign.errors import InputError
 from codesign.frontends import load_model
 from codesign.hwmodels.gpu import LevelKind, Precision, Unit, load_gpu
-from codesign.hwmodels.hardware import load_hardware
 from codesign.hwmodels.host import HostMeasurement, host_device, host_yaml, measure
-from codesign.hwmodels.spatial_device import (
-    array_dtype,
-    device_from_arch,
-    load_roofline_hardware,
-)
+from codesign.hwmodels.registry import Command, load_hardware, load_hardware_card
+from codesign.hwmodels.spatial_device import array_dtype, device_from_arch
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline_spatial import keeps_bytes_override
 
@@ -125,8 +121,8 @@ def test_roofline_cli_plots_the_cnn_on_eyeriss(tmp_path, capsys):
 
 
 def test_roofline_of_a_non_spatial_family_is_a_one_line_error(capsys):
-    with pytest.raises(InputError, match="no roofline device"):
-        load_roofline_hardware(str(ROOT / "examples" / "hw" / "ant_disc.yaml"))
+    with pytest.raises(InputError, match="cannot be used by `roofline`.*taken by: map"):
+        load_hardware_card(str(ROOT / "examples" / "hw" / "ant_disc.yaml"), Command.ROOFLINE)
     code = main(["roofline", CNN, "--hw", str(ROOT / "examples" / "hw" / "ant_disc.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codesign.api import map_model
 from codesign.cli.main import main
 from codesign.errors import InputError
 from codesign.frontends import load_model
@@ -23,7 +24,6 @@ from codesign.ir import Role, UnaryOp, interpret, parse_cascade, print_cascade, 
 from codesign.ir.builder import CascadeBuilder
 from codesign.ir.cascade import Cascade
 from codesign.ir.inputs import sample_inputs
-from codesign.mapper.cascade import CascadeMapper, CascadeResult
 from codesign.passes import parse_pipeline, run_pipeline
 from codesign.passes.lut_precompute import (
     LutPlan,
@@ -31,6 +31,7 @@ from codesign.passes.lut_precompute import (
     plan_lut_precompute,
     sign_patterns,
 )
+from codesign.sim.cascade import CascadeResult
 
 MLP = "examples/models/mlp.onnx"
 CNN = "examples/models/cnn.onnx"
@@ -169,7 +170,7 @@ def test_pipeline_text_spells_the_options() -> None:
 # -- cost ----------------------------------------------------------------------------------------
 def _cost(cascade: Cascade, fused_yaml: bool = True) -> CascadeResult:
     gpu = load_tensor_core(LUT_TC)
-    return CascadeMapper().map(cascade, dataclasses.replace(gpu, precompute_fused=fused_yaml))
+    return map_model(cascade, dataclasses.replace(gpu, precompute_fused=fused_yaml)).result
 
 
 def _precompute(result: CascadeResult, names: set[str]) -> tuple[float, float]:

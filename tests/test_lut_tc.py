@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from codesign.api import map_model
 from codesign.errors import InputError
 from codesign.frontends.llm import build_llm
 from codesign.frontends.llm_config import LLMConfig, Workload
-from codesign.hwmodels.hardware import load_hardware
 from codesign.hwmodels.lut_tc import SynthesisPoint, fit_unit_cost, load_tensor_core
+from codesign.hwmodels.registry import load_hardware
 from codesign.ir.cascade import Cascade, Role
 from codesign.ir.dtypes import DType
-from codesign.mapper.cascade import CascadeMapper
 from codesign.sim.lut_tc import precompute_cost, table_bits_per_activation
 
 HW = Path("examples/hw")
@@ -58,9 +58,15 @@ def test_bad_bits_are_rejected(tmp_path: Path, field: str) -> None:
 
 def test_missing_host_file_names_the_field(tmp_path: Path) -> None:
     path = tmp_path / "lut.yaml"
-    path.write_text((HW / "lut_tc.yaml").read_text())
+    path.write_text((HW / "lut_tc.yaml").read_text().replace("gpu/a100_80g.yaml", "gpu/nope.yaml"))
     with pytest.raises(InputError, match="host"):
         load_tensor_core(path)
+
+
+def test_a_copied_card_finds_its_host_in_the_preset_library(tmp_path: Path) -> None:
+    path = tmp_path / "lut.yaml"
+    path.write_text((HW / "lut_tc.yaml").read_text())
+    assert load_tensor_core(path).host == load_tensor_core(HW / "lut_tc.yaml").host
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
@@ -115,10 +121,9 @@ def _int2(cascade: Cascade) -> Cascade:
 def test_low_bit_weights_run_faster_on_lut_than_fp16_weights() -> None:
     cascade = build_llm(LLMConfig("tiny", 2, 512, 1024, 8, 8, 1000), Workload(256, 1))
     gpu = load_tensor_core(HW / "lut_tc.yaml")
-    mapper = CascadeMapper()
-    fp16_weights = mapper.map(cascade, gpu).cycles
-    int2_weights = mapper.map(_int2(cascade), gpu).cycles
-    on_mma = mapper.map(_int2(cascade), load_tensor_core(HW / "a100_fp16.yaml")).cycles
+    fp16_weights = map_model(cascade, gpu).cycles
+    int2_weights = map_model(_int2(cascade), gpu).cycles
+    on_mma = map_model(_int2(cascade), load_tensor_core(HW / "a100_fp16.yaml")).cycles
     assert int2_weights < fp16_weights and int2_weights < on_mma
 
 

@@ -219,7 +219,7 @@ def test_cli_plot_writes_a_png(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--hw", "v100"], "unknown GPU 'v100'"),
+        (["--hw", "v100"], "unknown hardware 'v100'"),
         (["--hw", "a100", "--wbits", "fp13"], "--wbits 'fp13': unknown dtype"),
         (["--hw", "a100", "--kvbits", "3"], "--kvbits 3: unsupported bit width"),
     ],

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from codesign.api import map_model
 from codesign.frontends import load_model
 from codesign.frontends.llm import build_llm
 from codesign.frontends.llm_config import LLMConfig, Phase, Workload
@@ -24,9 +25,10 @@ from codesign.hwmodels.nm_array import (
     SparseSupport,
 )
 from codesign.ir import DType, Role, SparseFormat, Sparsity, TensorSpec, interpret, verify
-from codesign.mapper.cascade import CascadeMapper, CascadeResult, EinsumKind
 from codesign.mapper.search import SearchOptions
 from codesign.passes import run_pipeline
+from codesign.sim.cascade import CascadeResult
+from codesign.sim.cost import EinsumKind
 from codesign.sim.sparse_cost import (
     METADATA_SUFFIX,
     SparseAnalyticalModel,
@@ -47,7 +49,7 @@ def cnn():
 
 def _run(cascade, support) -> CascadeResult:
     model = SparseAnalyticalModel.for_cascade(cascade, support)
-    return CascadeMapper(options=OPTIONS, model=model).map(cascade, ARCH)
+    return map_model(cascade, ARCH, search=OPTIONS, pricing=model).result
 
 
 def _mac_compute_cycles(result: CascadeResult) -> float:

@@ -142,7 +142,7 @@ def median_ratio(comparisons: Sequence[KernelComparison]) -> float:
 
 def _host_device(hw: str | None) -> tuple[Device, str]:
     """The CPU roofline device and a sentence saying where it came from."""
-    from codesign.hwmodels.gpu import load_device
+    from codesign.hwmodels.registry import Command, load_hardware_card
 
     if hw is None:
         from codesign.hwmodels.host import measure_host
@@ -150,7 +150,7 @@ def _host_device(hw: str | None) -> tuple[Device, str]:
         device = measure_host()
         how = "measured now on this host (pass --hw host_cpu.yaml to fix the roofs)"
     else:
-        device = load_device(hw)
+        device = load_hardware_card(hw, Command.BENCH).hw
         how = f"from {hw}"
     if device.family != "cpu":
         raise InputError(

@@ -20,7 +20,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
         "graph", help="sparse/graph kernels (BFS, SSSP, SpMV, SpGEMM) on a PIUMA-like fabric"
     )
     p.add_argument("kernel", choices=KERNELS)
-    p.add_argument("--hw", required=True, metavar="PIUMA.yaml", help="family: piuma YAML")
+    p.add_argument(
+        "--hw", required=True, metavar="PIUMA.yaml|piuma", help="family: piuma card or preset"
+    )
     p.add_argument(
         "--graph",
         required=True,
@@ -38,12 +40,12 @@ def _run(args: argparse.Namespace) -> dict[str, object]:
     import numpy as np
 
     from codesign.frontends.graphs import load_graph
-    from codesign.hwmodels.piuma import load_piuma
+    from codesign.hwmodels.registry import Command, load_hardware_card
     from codesign.sim.graph_kernels import bfs, spmv, sssp
     from codesign.sim.piuma import latency_tolerance, simulate
     from codesign.sim.sparse_kernels import Dataflow, spgemm
 
-    arch = load_piuma(args.hw)
+    arch = load_hardware_card(args.hw, Command.GRAPH).hw
     adj = load_graph(args.graph)
     n = adj.shape[0]
     info: dict[str, object] = {"kernel": args.kernel, "graph": args.graph, "hw": arch.name,

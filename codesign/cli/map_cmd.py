@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from codesign.api import Report, map_model, resolve_hardware, retypes_weights
 from codesign.cli.passes_opt import (
     PassesResult,
     add_passes_arguments,
@@ -22,31 +22,25 @@ from codesign.cli.passes_opt import (
     passes_text,
 )
 from codesign.errors import InputError
-from codesign.hwmodels.arch import Arch, Dataflow
-from codesign.mapper.cascade import CascadeMapper, CascadeResult
+from codesign.hwmodels.arch import Dataflow
+from codesign.hwmodels.registry import Command
 from codesign.mapper.mapping import Mapping, load_mapping
 from codesign.mapper.search import Constraints, Objective, SearchOptions
-from codesign.sim.cost import CostModel
-
-
-def cost_models() -> dict[str, Callable[[], CostModel]]:
-    """Cost models selectable with --model."""
-    from codesign.sim.analytical import AnalyticalModel
-
-    models: dict[str, Callable[[], CostModel]] = {"analytical": AnalyticalModel}
-    from codesign.sim.systolic_cost import SystolicCostModel
-
-    models["cycle"] = SystolicCostModel
-    return models
+from codesign.sim.cascade import CascadeResult
+from codesign.sim.family_models import SPATIAL_MODELS
 
 
 def add_parser(sub, model_args: Callable[..., None]) -> None:
     p = sub.add_parser("map", help="map a model onto hardware: cycles, energy, utilization, bound")
     model_args(p, required=False)  # MODEL or --llm NAME
-    p.add_argument("--hw", required=True, metavar="HW.yaml", help="hardware description")
     p.add_argument(
-        "--model", dest="cost_model", default="analytical", help="cost model: analytical | cycle"
-    )
+        "--hw", required=True, metavar="HW.yaml|PRESET",
+        help="hardware card (any family) or preset name (eyeriss_like, a100, lut_tc ...)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", dest="cost_model", default="analytical",
+        help=f"spatial arrays' cost model: {' | '.join(SPATIAL_MODELS)}",
+    )  # fmt: skip
     p.add_argument("--objective", choices=[o.value for o in Objective], default="edp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluations", type=int, default=None, help="mapper budget per layer")
@@ -72,7 +66,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="energy breakdown + latency chart (.png/.svg)")
-    p.add_argument("--baseline", metavar="OTHER.yaml", help="also map onto OTHER and compare")
+    p.add_argument(
+        "--baseline", metavar="OTHER.yaml|PRESET", help="also map onto OTHER and compare"
+    )
     p.add_argument(
         "--baseline-passes",
         metavar="PIPELINE",
@@ -110,7 +106,7 @@ def _constraints(args: argparse.Namespace) -> Constraints:
     )  # fmt: skip
 
 
-def _given_mappings(path: str | None, cascade, arch: Arch) -> dict[str, Mapping]:
+def _given_mappings(path: str | None, cascade, arch) -> dict[str, Mapping]:
     if path is None:
         return {}
     from codesign.mapper.from_ir import problem_from_einsum
@@ -146,40 +142,35 @@ def _problem_name(file: Path) -> str:
     return data["problem"]
 
 
-def run_map(
-    args: argparse.Namespace, cascade, hw_path: str, quiet: bool, weight_bits_from_ir: bool = False
-) -> CascadeResult:
-    """Map `cascade` onto the hardware file.  `weight_bits_from_ir`: a bit-serial array prices
-    static weights at their IR dtype even where its YAML pins ``precision.weight_bits``."""
-    from codesign.hwmodels.hardware import load_hardware
-
-    arch = load_hardware(hw_path)
-    if weight_bits_from_ir:
-        arch = _unpin_weight_bits(arch, hw_path)
-    if not isinstance(arch, Arch) and args.cost_model != "analytical":
+def _map(
+    args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool
+) -> Report:
+    """`map_model` on the cascade after the passes, with the options the flags spell, behind a
+    progress bar."""
+    loaded = resolve_hardware(hw, Command.MAP)
+    if mapping and not loaded.family.takes_mappings:
         raise InputError(
-            f"--model {args.cost_model!r}: {hw_path} is a {arch.family} hardware file, "
-            "priced by its own model"
+            f"--mapping: {hw} is a {loaded.family.name} card, which fixes its own schedule; "
+            "mappings apply to spatial arrays only"
         )
-    models = cost_models()
-    if args.cost_model not in models:
-        raise InputError(f"--model {args.cost_model!r}: unknown (known: {', '.join(models)})")
-    options = SearchOptions(
+    cascade = passes.cascade
+    given = _given_mappings(mapping, cascade, loaded.hw) if mapping else None
+    search = SearchOptions(
         objective=Objective(args.objective),
         seed=args.seed,
         time_budget_s=args.time_budget,
         **({"max_evaluations": args.evaluations} if args.evaluations else {}),
     )
-    mapper = CascadeMapper(
-        constraints=_constraints(args), options=options, model=models[args.cost_model]()
-    )
-    if args.mapping and not isinstance(arch, Arch):
-        raise InputError(
-            f"--mapping: {hw_path} fixes its own schedule; mappings apply to spatial arrays only"
-        )
-    given = _given_mappings(args.mapping, cascade, arch) if isinstance(arch, Arch) else {}
+
+    def run(progress: Callable[[str], None] | None = None) -> Report:
+        return map_model(
+            cascade, loaded, cost_model=args.cost_model, search=search, seed=args.seed,
+            constraints=_constraints(args), mappings=given, progress=progress,
+            ir_precision=retypes_weights(passes.reports),
+        )  # fmt: skip
+
     if quiet:
-        return mapper.map(cascade, arch, given)
+        return run()
     columns = (
         TextColumn("mapping {task.description}"),
         BarColumn(),
@@ -187,12 +178,12 @@ def run_map(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{cascade.name} on {arch.name}", total=len(cascade.einsums))
+        task = bar.add_task(f"{cascade.name} on {loaded.hw.name}", total=len(cascade.einsums))
 
         def tick(name: str) -> None:
             bar.advance(task)
 
-        return mapper.map(cascade, arch, given, progress=tick)
+        return run(tick)
 
 
 _PREFIXES = (
@@ -242,30 +233,17 @@ def print_result(result: CascadeResult, console: Console) -> None:
         f"{_si(result.energy_pj * 1e-12, 'J')}, {_si(result.macs, 'MACs')}"
         + (f"; {views} views folded into their consumers" if views else "")
     )
-    parts = ", ".join(
-        f"{k} {v / result.energy_pj:.1%}"
-        for k, v in sorted(result.energy_by_level_pj().items(), key=lambda kv: -kv[1])
-    )
-    console.print(f"energy by level: {parts}")
+    if result.energy_pj > 0:
+        parts = ", ".join(
+            f"{k} {v / result.energy_pj:.1%}"
+            for k, v in sorted(result.energy_by_level_pj().items(), key=lambda kv: -kv[1])
+        )
+        console.print(f"energy by level: {parts}")
 
 
-def _unpin_weight_bits(arch, hw_path: str):
-    """`arch` with a bit-serial YAML's pinned weight width dropped (announced on stderr), so
-    the weight dtypes a pipeline set decide the cost; other hardware reads the IR already."""
-    from codesign.hwmodels.bitserial import BitSerialArray
-
-    if not isinstance(arch, BitSerialArray) or arch.weight_bits is None:
-        return arch
-    print(
-        f"codesign: note: {hw_path}: precision.weight_bits={arch.weight_bits:g} replaced by the "
-        "weight dtypes --passes set",
-        file=sys.stderr,
-    )
-    return dataclasses.replace(arch, weight_bits=None)
-
-
-def _retypes_weights(passes: PassesResult) -> bool:
-    return any(r.dtype_changes for r in passes.reports)
+def _print_notes(report: Report) -> None:
+    for note in report.notes:
+        print(f"codesign: note: {note}", file=sys.stderr)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -282,16 +260,17 @@ def cmd_map(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    result = run_map(args, passes.cascade, args.hw, quiet, _retypes_weights(passes))
+    report = _map(args, passes, args.hw, args.mapping, quiet)
+    _print_notes(report)
+    result = report.result
     baseline = None
     base_passes = passes
     if args.baseline:
         if base_pipeline is not pipeline:
             base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
-        base_args = argparse.Namespace(**{**vars(args), "mapping": None})
-        baseline = run_map(
-            base_args, base_passes.cascade, args.baseline, quiet, _retypes_weights(base_passes)
-        )
+        base_report = _map(args, base_passes, args.baseline, None, quiet)
+        _print_notes(base_report)
+        baseline = base_report.result
     doc = result_dict(result)
     if pipeline is not None:
         doc["passes"] = passes_json(passes)

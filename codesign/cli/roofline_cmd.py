@@ -14,7 +14,8 @@ from rich.table import Table
 
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.spatial_device import array_dtype, load_roofline_hardware
+from codesign.hwmodels.registry import Command, load_hardware_card
+from codesign.hwmodels.spatial_device import RooflineHardware, array_dtype
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline import (
@@ -105,8 +106,15 @@ def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> Roof
     return RooflineOptions(tf32=args.tf32)
 
 
+def roofline_hardware(hw: str) -> RooflineHardware:
+    """``--hw`` for the roofline: any card or preset whose family has a roofline device."""
+    loaded = load_hardware_card(hw, Command.ROOFLINE)
+    assert loaded.family.roofline is not None  # Command.ROOFLINE in its commands
+    return loaded.family.roofline(loaded.hw)
+
+
 def build_report(args: argparse.Namespace) -> RooflineReport:
-    hardware = load_roofline_hardware(args.hw)
+    hardware = roofline_hardware(args.hw)
     device = hardware.device
     default = array_dtype(hardware.arch) if hardware.arch is not None else None
     weight = parse_dtype(args.wbits, "--wbits") or default

@@ -10,6 +10,8 @@ import enum
 import math
 from dataclasses import dataclass
 
+from codesign.hwmodels.sparse_support import DENSE_ARRAY, SparseSupport
+
 
 class TensorRole(enum.Enum):
     """What a tensor is to the MAC; hardware levels keep or bypass tensors by role."""
@@ -141,6 +143,7 @@ class Arch:
     compute: ComputeUnit
     energy_table: EnergyTable
     source_path: str
+    sparse: SparseSupport = DENSE_ARRAY  # what the array does with zeros (the card's sparse:)
 
     def level_index(self, name: str) -> int:
         for index, level in enumerate(self.levels):

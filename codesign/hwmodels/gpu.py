@@ -27,10 +27,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codesign.errors import InputError
+from codesign.hwmodels.presets import ALIASES, GPU_PRESET_DIR, preset_key
 from codesign.hwmodels.yamlio import load_validated
 from codesign.ir.dtypes import DType
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "examples" / "hw" / "gpu"
+PRESET_DIR = GPU_PRESET_DIR
 """Where the bundled presets live (the repository's ``examples/hw/gpu``)."""
 
 
@@ -256,7 +257,7 @@ def _level(spec: MemorySpec, units: int, clock_ghz: float, efficiency: float) ->
     )
 
 
-def device_from_spec(spec: DeviceSpec, source_path: str = "") -> Device:
+def device_from_spec(spec: DeviceSpec, source_path: str | Path = "") -> Device:
     units = spec.sm_count if spec.family == "gpu" else spec.cores
     assert units is not None
     eff = spec.efficiency
@@ -283,7 +284,7 @@ def device_from_spec(spec: DeviceSpec, source_path: str = "") -> Device:
         memory_efficiency=eff.memory,
         source=spec.source,
         sources=tuple(sorted(spec.sources.items())),
-        source_path=source_path,
+        source_path=str(source_path),
     )
 
 
@@ -296,16 +297,9 @@ def load_gpu(path: str | Path) -> Device:
     return device_from_spec(load_validated(path, DeviceSpec), str(path))
 
 
-def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_").replace(" ", "_")
-
-
-# Short names a user types (``--hw a100``) for the preset files; each file's stem also works.
-_ALIASES = {
-    "a100": "a100_40g", "a100_40gb": "a100_40g", "a100_sxm": "a100_40g", "a100_fp16": "a100_40g",
-    "a100_80gb": "a100_80g", "h100": "h100_sxm", "h100_fp16": "h100_sxm", "h100_sxm5": "h100_sxm",
-    "rtx_3090": "rtx3090", "3090": "rtx3090", "l40_fp16": "l40",
-}  # fmt: skip
+_key = preset_key
+# The device-only lookup also takes the tensor-core cards' names for their plain GPU.
+_ALIASES = {**ALIASES, "a100_fp16": "a100_40g"}
 
 
 def gpu_preset_names(preset_dir: Path = PRESET_DIR) -> tuple[str, ...]:

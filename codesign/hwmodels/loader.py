@@ -14,7 +14,9 @@ from codesign.hwmodels.arch import (
     StorageLevel,
 )
 from codesign.hwmodels.energy import build_energy_table
+from codesign.hwmodels.presets import resolve_relative
 from codesign.hwmodels.schema import ArchSpec, EnergyTableSpec, LevelSpec
+from codesign.hwmodels.sparse_support import SparseSupport
 from codesign.hwmodels.yamlio import input_error, load_validated
 
 
@@ -76,20 +78,19 @@ def _level(
     )
 
 
-def load_arch(path: str | Path) -> Arch:
-    """Validate a hardware YAML (and the energy table it names) into a frozen ``Arch``.
-
-    Raises ``InputError`` with ``file:line: field.path: message`` on the first problem.
-    """
-    path = Path(path)
-    spec = load_validated(path, ArchSpec)
+def arch_from_spec(spec: ArchSpec, path: Path) -> Arch:
+    """The frozen ``Arch`` of a validated card at ``path`` (its energy table resolved next to
+    the card, else in the preset library).  InputError ``file:line: field: message``."""
     errors = spec.semantic_errors()
     if errors:
         loc, message = errors[0]
         raise input_error(path, loc, message)
-    table_path = (path.parent / spec.energy_table).resolve()
-    if not table_path.is_file():
-        raise input_error(path, ("energy_table",), f"no such file {table_path}")
+    table_path = resolve_relative(path, spec.energy_table)
+    if table_path is None:
+        raise input_error(
+            path, ("energy_table",), f"no such file {spec.energy_table!r} next to the card or "
+            "in the preset library"
+        )  # fmt: skip
     try:
         table = load_energy_table(table_path, spec.technology_nm)
     except InputError as error:
@@ -110,6 +111,7 @@ def load_arch(path: str | Path) -> Arch:
         leak_energy_pj_per_cycle=compute_component.energy_pj(Action.LEAK) or 0.0,
         area_um2=compute_component.area_um2,
     )
+    sparse = spec.sparse
     return Arch(
         name=spec.name,
         clock_ghz=spec.clock_ghz,
@@ -119,4 +121,16 @@ def load_arch(path: str | Path) -> Arch:
         compute=compute,
         energy_table=table,
         source_path=str(path),
+        sparse=SparseSupport(
+            sparse.compute, sparse.compressed_weights, sparse.nm, sparse.gated_energy_ratio
+        ),
     )
+
+
+def load_arch(path: str | Path) -> Arch:
+    """Validate a spatial-array card (and the energy table it names) into a frozen ``Arch``.
+
+    Raises ``InputError`` with ``file:line: field.path: message`` on the first problem.
+    """
+    path = Path(path)
+    return arch_from_spec(load_validated(path, ArchSpec), path)

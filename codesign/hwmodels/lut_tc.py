@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codesign.hwmodels.gpu import Device, Precision, load_gpu
+from codesign.hwmodels.presets import resolve_relative
 from codesign.hwmodels.yamlio import input_error, load_validated
 
 FAMILY = "tensor_core"
@@ -250,14 +251,19 @@ def gpu_from_spec(spec: TensorCoreSpec, host: Device, source_path: str = "") -> 
     )
 
 
-def load_tensor_core(path: str | Path) -> TensorCoreGpu:
-    """Validate a ``family: tensor_core`` YAML (and its host GPU) into a `TensorCoreGpu`."""
-    path = Path(path)
-    spec = load_validated(path, TensorCoreSpec)
-    host_path = (path.parent / spec.host).resolve()
-    if not host_path.is_file():
+def tensor_core_from_spec(spec: TensorCoreSpec, path: Path) -> TensorCoreGpu:
+    """The `TensorCoreGpu` of a validated card at ``path``; its ``host:`` GPU resolves next to
+    the card, else in the preset library."""
+    host_path = resolve_relative(path, spec.host)
+    if host_path is None:
         raise input_error(path, ("host",), f"no such host GPU file {spec.host!r}")
     host = load_gpu(host_path)
     if host.family != "gpu" or Precision.FP16 not in dict(host.tensor_peaks):
         raise input_error(path, ("host",), "the host must be a gpu with an fp16 tensor peak")
     return gpu_from_spec(spec, host, str(path))
+
+
+def load_tensor_core(path: str | Path) -> TensorCoreGpu:
+    """Validate a ``family: tensor_core`` YAML (and its host GPU) into a `TensorCoreGpu`."""
+    path = Path(path)
+    return tensor_core_from_spec(load_validated(path, TensorCoreSpec), path)

@@ -14,38 +14,15 @@ reproduced on (examples/papers/sat.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from codesign.hwmodels.arch import Arch
-
-
-class SparseAction(Enum):
-    NONE = "none"
-    GATING = "gating"
-    SKIPPING = "skipping"
-
-
-@dataclass(frozen=True, slots=True)
-class SparseSupport:
-    """What the hardware does with zeros.  `compute`: at the MACs; `compressed_weights`: the
-    weight moves in its recorded format (values + metadata); `nm`: skipping only within (N, M)
-    groups; `gated_energy_ratio`: a gated MAC's energy as a fraction of an effectual one."""
-
-    compute: SparseAction = SparseAction.NONE
-    compressed_weights: bool = False
-    nm: tuple[int, int] | None = None
-    gated_energy_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.nm is not None and not 0 < self.nm[0] <= self.nm[1]:
-            raise ValueError(f"impossible N:M {self.nm[0]}:{self.nm[1]} (need 0 < N <= M)")
-        if not 0.0 <= self.gated_energy_ratio <= 1.0:
-            raise ValueError("gated_energy_ratio must be in [0, 1]")
-
-
-DENSE_ARRAY = SparseSupport()
-GATING_ARRAY = SparseSupport(SparseAction.GATING, compressed_weights=True)
-SKIPPING_ARRAY = SparseSupport(SparseAction.SKIPPING, compressed_weights=True)
+from codesign.hwmodels.sparse_support import (
+    DENSE_ARRAY,
+    GATING_ARRAY,
+    SKIPPING_ARRAY,
+    SparseAction,
+    SparseSupport,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +31,14 @@ class NMArray:
 
     arch: Arch
     support: SparseSupport
+
+    @property
+    def name(self) -> str:
+        return self.arch.name
+
+    @property
+    def clock_ghz(self) -> float:
+        return self.arch.clock_ghz
 
     @property
     def speedup_bound(self) -> float:

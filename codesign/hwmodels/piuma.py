@@ -166,7 +166,11 @@ def _check(path: Path, spec: PiumaSpec) -> None:
 def load_piuma(path: str | Path) -> PiumaArch:
     """Validate a ``family: piuma`` YAML into a `PiumaArch` (one-line InputError on failure)."""
     path = Path(path)
-    spec = load_validated(path, PiumaSpec)
+    return piuma_from_spec(load_validated(path, PiumaSpec), path)
+
+
+def piuma_from_spec(spec: PiumaSpec, path: Path) -> PiumaArch:
+    """The `PiumaArch` of a validated card at ``path``."""
     _check(path, spec)
     mem, net, off = spec.memory, spec.network, spec.offload
     return PiumaArch(

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codesign.hwmodels.arch import Action, Dataflow, MemoryKind, TensorRole
+from codesign.hwmodels.sparse_support import SparseAction
 
 Positive = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -66,6 +67,23 @@ class ComputeSpec(_Strict):
     count: Positive
 
 
+class SparseSpec(_Strict):
+    """What the array does with zeros (Sparseloop): ``compute`` gates or skips ineffectual MACs,
+    ``compressed_weights`` moves weights in their recorded format, ``nm`` limits skipping to
+    N:M groups."""
+
+    compute: SparseAction = SparseAction.NONE
+    compressed_weights: bool = False
+    nm: tuple[Positive, Positive] | None = None
+    gated_energy_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _check(self) -> SparseSpec:
+        if self.nm is not None and self.nm[0] > self.nm[1]:
+            raise ValueError(f"impossible N:M {self.nm[0]}:{self.nm[1]} (need N <= M)")
+        return self
+
+
 class ArchSpec(_Strict):
     """Topology only; energies and areas come from ``energy_table`` (relative to the file)."""
 
@@ -77,6 +95,7 @@ class ArchSpec(_Strict):
     source: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
     compute: ComputeSpec
+    sparse: SparseSpec = SparseSpec()
 
     def semantic_errors(self) -> list[tuple[tuple[int | str, ...], str]]:
         """Cross-field problems as (field location, message), checked by the loader."""

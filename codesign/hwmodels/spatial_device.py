@@ -27,18 +27,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
-from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, MemoryKind
-from codesign.hwmodels.gpu import Device, LevelKind, MemoryLevel, Precision, load_device
+from codesign.hwmodels.gpu import Device, LevelKind, MemoryLevel, Precision
 from codesign.ir.dtypes import DType
 
 _LEVEL_KIND = {MemoryKind.DRAM: LevelKind.DRAM, MemoryKind.SRAM: LevelKind.SMEM,
                MemoryKind.REGFILE: LevelKind.SMEM}  # fmt: skip
-ROOFLINE_FAMILIES = ("gpu", "cpu")
 
 
 def mac_precision(mac_bits: int) -> Precision:
@@ -109,31 +104,10 @@ class RooflineHardware:
     arch: Arch | None = None
 
 
-def _family(path: Path) -> str | None:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None  # the loader reports it
-    family = data.get("family") if isinstance(data, dict) else None
-    return family if isinstance(family, str) else None
+def spatial_roofline(arch: Arch) -> RooflineHardware:
+    """A spatial array on the roofline: its `device_from_arch`, with the arch for its keeps."""
+    return RooflineHardware(device_from_arch(arch), arch)
 
 
-def load_roofline_hardware(spec: str) -> RooflineHardware:
-    """``--hw`` for the roofline: a GPU/CPU preset name or YAML (``load_device``), or a spatial
-    array YAML (``load_hardware``) adapted with `device_from_arch`.
-
-    Other hardware families (bit-serial, tensor-core) have no roofline device: InputError.
-    """
-    path = Path(spec)
-    family = _family(path) if path.is_file() else None
-    if not path.is_file() or family in ROOFLINE_FAMILIES:
-        return RooflineHardware(load_device(spec))
-    from codesign.hwmodels.hardware import load_hardware
-
-    hardware = load_hardware(path)
-    if not isinstance(hardware, Arch):
-        raise InputError(
-            f"{spec}: {family} hardware has no roofline device "
-            f"(use a gpu/cpu device or a spatial-array YAML)"
-        )
-    return RooflineHardware(device_from_arch(hardware), hardware)
+def device_roofline(device: Device) -> RooflineHardware:
+    return RooflineHardware(device)

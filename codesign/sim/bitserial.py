@@ -1,7 +1,7 @@
 """Cost of Einsums on a bit-serial / bit-parallel PE array (`codesign.hwmodels.bitserial`).
 
 The array's dataflow fixes the schedule, so there is no mapping search (the model follows the
-`FixedScheduleModel` protocol of `codesign.mapper.cascade`).  A MAC Problem is seen as a GEMM
+`EinsumPricing` protocol of `codesign.sim.family_models`).  A MAC Problem is seen as a GEMM
 (`codesign.sim.systolic_cost.gemm_view`): ``K`` reduced dims (``cin``), ``N`` weight-only dims
 (``cout``, down the PE rows), ``M`` input-only dims (tokens, across the columns) and ``batch``
 dims shared by all three (attention heads).  Per VALIDATION.md section 4:

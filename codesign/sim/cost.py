@@ -1,15 +1,25 @@
-"""The one CostModel protocol and the immutable Cost it returns.
+"""The cost protocols and the immutable Cost record they return.
 
-Every model (analytical nest analysis, the cycle-level systolic model, rooflines) implements
-``evaluate(problem, mapping, arch) -> Cost``. Constructors never compute; Cost is a value.
+Two levels, one record:
+
+* `HardwareModel` -- ``evaluate(einsum, cascade, hw) -> EinsumResult``: what every hardware
+  family registered in `codesign.hwmodels.registry` answers with.  A spatial array searches
+  its mappings inside it; fixed-schedule families (bit-serial arrays, LUT/MMA tensor cores)
+  and roofline devices (GPUs, CPUs, PIUMA) price the Einsum directly.
+* `CostModel` -- ``evaluate(problem, mapping, arch) -> Cost``: prices one mapping of a loop
+  nest on a spatial `Arch` (the analytical nest analysis, the cycle-level systolic model).
+
+Constructors never compute; Cost is a value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from enum import Enum
+from typing import Any, Protocol
 
 from codesign.hwmodels.arch import Arch
+from codesign.ir.cascade import Cascade, Einsum
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.problem import Problem
 
@@ -75,3 +85,39 @@ class CostModel(Protocol):
     """Anything that can price a mapping of a problem on an arch."""
 
     def evaluate(self, problem: Problem, mapping: Mapping, arch: Arch) -> Cost: ...
+
+
+class EinsumKind(Enum):
+    """How an Einsum runs on the hardware."""
+
+    MAC = "mac"  # a loop nest of MACs, on the array / tensor units
+    VECTOR = "vector"  # elementwise / reduction ops on the PEs or vector units
+    VIEW = "view"  # data movement folded into the consumer's addressing
+
+
+@dataclass(frozen=True, slots=True)
+class EinsumResult:
+    """One Einsum's `Cost` on one piece of hardware, with the mapping it was reached by (spatial
+    arrays) and the mapper evaluations spent finding it."""
+
+    name: str
+    op: str
+    kind: EinsumKind
+    cost: Cost
+    mapping: Mapping | None = None
+    evaluations: int = 0
+
+
+class HardwareModel(Protocol):
+    """A hardware family's cost model: prices any Einsum of a cascade on that family's
+    hardware (searching mappings itself where the hardware leaves the schedule open)."""
+
+    def evaluate(self, einsum: Einsum, cascade: Cascade, hw: Any) -> EinsumResult: ...
+
+    def area_mm2(self, hw: Any) -> float | None:
+        """Silicon area of `hw` where the family knows it."""
+        ...
+
+    def notes(self, hw: Any) -> tuple[str, ...]:
+        """What the user should know about how `hw` was priced (one line each)."""
+        ...

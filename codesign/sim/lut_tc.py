@@ -1,7 +1,7 @@
 """Cost of Einsums on a GPU with MMA or LUT tensor cores (`codesign.hwmodels.lut_tc`).
 
 Kernel-by-kernel roofline at the host's clock (the GPU fixes the schedule; the model follows the
-`FixedScheduleModel` protocol of `codesign.mapper.cascade`):
+`EinsumPricing` protocol of `codesign.sim.family_models`):
 
 * a MAC Einsum whose weight is a static integer weight of at most ``max_weight_bits`` runs on
   the LUT units (when the GPU has them): ``time = max(2*MACs / LUT peak at W bits,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codesign.mapper.cascade import CascadeResult
+from codesign.sim.cascade import CascadeResult
 
 
 def result_dict(result: CascadeResult) -> dict[str, Any]:

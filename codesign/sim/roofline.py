@@ -30,7 +30,7 @@ from codesign.hwmodels.gpu import Device, Precision, Unit, precision_of
 from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary
-from codesign.ir.stats import EinsumStats, cascade_stats
+from codesign.ir.stats import EinsumStats, cascade_stats, einsum_stats
 
 COMPUTE_BOUND = "compute"
 
@@ -365,6 +365,17 @@ def _evaluate(
         time_s=time_s,
         bound=bound,
     )
+
+
+def einsum_row(
+    einsum: Einsum, cascade: Cascade, device: Device, options: RooflineOptions | None = None
+) -> RooflineRow:
+    """One Einsum as its own kernel on `device` (what `map` reports for a roofline device)."""
+    options = options or RooflineOptions()
+    kernel = KernelGroup(einsum.name, einsum.op or einsum.name, (einsum.name,))
+    stats = {einsum.name: einsum_stats(einsum, cascade)}
+    kinds = tensor_kinds(cascade, options.kv_tensors)
+    return _evaluate(kernel, cascade, stats, kinds, device, options, "")
 
 
 def analyze(

@@ -20,8 +20,11 @@ from dataclasses import dataclass, replace
 from codesign.frontends.training import ConvLayer, training_cascade
 from codesign.hwmodels.nm_array import NMArray
 from codesign.ir.cascade import Cascade, SparseFormat, Sparsity
-from codesign.mapper.cascade import CascadeMapper, EinsumKind
 from codesign.mapper.from_ir import problem_from_einsum
+from codesign.mapper.search import SearchOptions
+from codesign.sim.cascade import map_cascade
+from codesign.sim.cost import EinsumKind
+from codesign.sim.family_models import CostOptions, spatial_model
 from codesign.sim.sparse_cost import apply_sparsity, cascade_densities
 
 PASSES = ("FF", "BP", "WU", "update")
@@ -82,15 +85,18 @@ def sparse_training_cascade(layer: ConvLayer, n: int, m: int) -> Cascade:
 
 
 def compare_training(
-    layers: tuple[ConvLayer, ...], array: NMArray, mapper: CascadeMapper | None = None
+    layers: tuple[ConvLayer, ...], array: NMArray, search: SearchOptions | None = None
 ) -> TrainingComparison:
-    """Dense vs N:M-sparse step cycles per layer and pass on `array`."""
+    """Dense vs N:M-sparse step cycles per layer and pass on `array`: each pass mapped once,
+    dense, and that mapping priced dense and with N:M skipping."""
     assert array.support.nm is not None
     n, m = array.support.nm
-    mapper = mapper or CascadeMapper()
+    model = spatial_model(CostOptions(search=search or SearchOptions(), sparse=False))
     rows: list[PassCycles] = []
     for layer in layers:
-        dense = mapper.map(training_cascade(layer), array.arch)
+        dense = map_cascade(
+            training_cascade(layer), array.arch, model, name=array.name, clock_ghz=array.clock_ghz
+        )
         sparse_cascade = sparse_training_cascade(layer, n, m)
         densities = cascade_densities(sparse_cascade)
         for result in dense.einsums:

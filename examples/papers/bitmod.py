@@ -37,6 +37,7 @@ from pathlib import Path
 
 import yaml
 
+from codesign.api import map_model
 from codesign.frontends.llm import build_llm, label_of
 from codesign.frontends.llm_config import LLMConfig, Phase, Workload, preset
 from codesign.hwmodels.bitserial import BitSerialArray, load_bitserial
@@ -44,9 +45,9 @@ from codesign.ir.builder import CascadeBuilder, var_access
 from codesign.ir.cascade import Cascade, Role
 from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp
 from codesign.ir.index import Affine
-from codesign.mapper.cascade import CascadeMapper, CascadeResult
 from codesign.mapper.from_ir import problem_from_einsum
 from codesign.sim.bitserial import AttentionLatency, BitSerialModel
+from codesign.sim.cascade import CascadeResult
 
 ROOT = Path(__file__).resolve().parents[2]
 HW_DIR = ROOT / "examples" / "hw"
@@ -194,7 +195,6 @@ def run_model(model: str, exact_decode: bool = False) -> dict[Attention, dict[st
     """``{attention: {task: {design: Run}}}`` for one model; each cascade is mapped once."""
     config = preset(model)
     index = MODELS.index(model)
-    mapper = CascadeMapper()
     prefill = Workload(1, CONTEXT)
     prefill_cascade = build_llm(config, prefill, lm_head="all")
     decodes = [
@@ -207,10 +207,10 @@ def run_model(model: str, exact_decode: bool = False) -> dict[Attention, dict[st
     }
     for name in DESIGNS:
         disc_hw, gen_hw = design(name, "disc", index), design(name, "gen", index)
-        first = price(mapper.map(prefill_cascade, disc_hw), config, prefill, disc_hw)
+        first = price(map_model(prefill_cascade, disc_hw).result, config, prefill, disc_hw)
         gen = dict(first)
         for (workload, weight), cascade in zip(decodes, decode_cascades, strict=True):
-            step = price(mapper.map(cascade, gen_hw), config, workload, gen_hw)
+            step = price(map_model(cascade, gen_hw).result, config, workload, gen_hw)
             gen = {a: gen[a] + step[a].scaled(weight) for a in Attention}
         for a in Attention:
             out[a]["disc"][name], out[a]["gen"][name] = first[a], gen[a]

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import yaml
 
+from codesign.api import map_model
 from codesign.frontends.llm import build_llm
 from codesign.frontends.llm_config import LLMConfig, Workload
 from codesign.hwmodels.lut_tc import TensorCoreGpu, load_tensor_core
 from codesign.ir.cascade import Cascade, Role
 from codesign.ir.dtypes import DType
-from codesign.mapper.cascade import CascadeMapper
 
 ROOT = Path(__file__).resolve().parents[2]
 HW_DIR = ROOT / "examples" / "hw"
@@ -70,9 +70,8 @@ def ternary_weights(cascade: Cascade) -> Cascade:
 def end_to_end_ms() -> tuple[float, float]:
     """(LLaMA-3B FP16 on A100, BitNet-3B W2A8 on A100-LUT-8X) latency in ms."""
     workload = Workload(BATCH, SEQ)
-    mapper = CascadeMapper()
-    base = mapper.map(build_llm(LLAMA_3B, workload), fp16_gpu())
-    lut = mapper.map(ternary_weights(build_llm(BITNET_3B, workload)), lut_gpu())
+    base = map_model(build_llm(LLAMA_3B, workload), fp16_gpu()).result
+    lut = map_model(ternary_weights(build_llm(BITNET_3B, workload)), lut_gpu()).result
     return base.latency_s * 1e3, lut.latency_s * 1e3
 
 

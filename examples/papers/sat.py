@@ -20,7 +20,6 @@ from codesign.frontends import load_model
 from codesign.frontends.training import conv_layers
 from codesign.hwmodels.loader import load_arch
 from codesign.hwmodels.nm_array import nm_array
-from codesign.mapper.cascade import CascadeMapper
 from codesign.mapper.search import SearchOptions
 from codesign.sim.sparse_training import PASSES, TrainingComparison, compare_training
 
@@ -32,8 +31,7 @@ def run_case(inputs: dict) -> TrainingComparison:
     """The dense-vs-N:M training comparison a validation case describes."""
     layers = conv_layers(load_model(str(ROOT / inputs["model"])), batch=inputs["batch"])
     array = nm_array(load_arch(ROOT / inputs["hw"]), inputs["n"], inputs["m"])
-    mapper = CascadeMapper(options=SearchOptions(max_evaluations=inputs["max_evaluations"]))
-    return compare_training(layers, array, mapper)
+    return compare_training(layers, array, SearchOptions(max_evaluations=inputs["max_evaluations"]))
 
 
 def main() -> None:

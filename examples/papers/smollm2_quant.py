@@ -27,15 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.api import map_model
 from codesign.errors import InputError
 from codesign.frontends.gguf import GGUFModel, gguf_weights, open_gguf, smollm2_gguf_path
 from codesign.frontends.llm import attach_weights, build_llm, llm_inputs
 from codesign.frontends.llm_config import LLMConfig, Phase, Workload
-from codesign.hwmodels.bitserial import BitSerialArray
-from codesign.hwmodels.hardware import load_hardware
 from codesign.ir import DType, interpret
 from codesign.ir.cascade import Cascade
-from codesign.mapper.cascade import CascadeMapper
 from codesign.sim.accuracy import LogitError, logit_error, prefill_logits, prompt_token_ids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,10 +128,8 @@ def weight_bits(cascade: Cascade) -> float:
 def hardware_costs(decode: Cascade) -> dict[str, HardwareCost]:
     costs: dict[str, HardwareCost] = {}
     for name, path in HARDWARE.items():
-        hw = load_hardware(path)
-        if isinstance(hw, BitSerialArray):  # weight width from the IR, not the preset
-            hw = dataclasses.replace(hw, weight_bits=None)
-        result = CascadeMapper().map(decode, hw)
+        # weight widths from the IR, not the card's pinned precision
+        result = map_model(decode, path, ir_precision=True).result
         costs[name] = HardwareCost(result.latency_s * 1e6, result.energy_pj * 1e-6)
     return costs
 
