@@ -11,7 +11,8 @@ from pathlib import Path
 
 from codesign.hwmodels import load_arch
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import SearchOptions, search
+from codesign.mapper.search import SearchOptions
+from codesign.sim.mapping_search import search
 
 HW = Path(__file__).resolve().parent.parent / "examples" / "hw"
 

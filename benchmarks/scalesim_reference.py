@@ -229,7 +229,8 @@ def run_codesign(work: Path, repeats: int) -> tuple[dict[str, float], float]:
 
     The time covers reading the .cfg and topology files as well as the simulation.
     """
-    from codesign.frontends.scalesim import load_config, load_topology
+    from codesign.frontends.scalesim import load_topology
+    from codesign.hwmodels.scalesim_config import load_config
     from codesign.sim.systolic import simulate_gemm
 
     start = time.perf_counter()

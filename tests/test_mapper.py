@@ -15,8 +15,9 @@ from codesign.hwmodels import load_arch
 from codesign.hwmodels.arch import Dataflow
 from codesign.mapper.mapping import load_mapping, mapping_errors
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions, search
+from codesign.mapper.search import Constraints, Objective, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
+from codesign.sim.mapping_search import analytical_mapper, search
 
 HW = Path("examples/hw")
 CONV = Problem.conv(1, 3, 32, 112, 112, 3, 3, stride=2)
@@ -84,7 +85,7 @@ def test_small_space_is_searched_exhaustively() -> None:
 
 def test_memo_cache_maps_identical_layers_once() -> None:
     arch = load_arch(HW / "simple_ws.yaml")
-    mapper = Mapper()
+    mapper = analytical_mapper()
     a = mapper.map(Problem.gemm(32, 32, 32, name="a"), arch, options=FAST)
     b = mapper.map(Problem.gemm(32, 32, 32, name="b"), arch, options=FAST)
     assert len(mapper.cache) == 1 and a.cost == b.cost and b.mapping.problem == "b"
@@ -168,7 +169,7 @@ def test_arch_dataflow_hint_does_not_block_a_gemv_but_an_explicit_one_is_rejecte
 
 def test_memo_cache_hits_the_same_shape_with_other_tensor_names() -> None:
     arch = load_arch(HW / "simple_ws.yaml")
-    mapper = Mapper()
+    mapper = analytical_mapper()
     first = Problem.gemm(32, 32, 32, name="a")
     renamed = replace(
         first,

@@ -7,14 +7,12 @@ from pathlib import Path
 import pytest
 
 from codesign.errors import InputError
-from codesign.frontends.scalesim import (
+from codesign.frontends.scalesim import TopologyKind, load_topology, parse_topology_text
+from codesign.hwmodels.scalesim_config import (
     InterfaceBandwidth,
     ScaleSimConfig,
-    TopologyKind,
     load_config,
-    load_topology,
     parse_config_text,
-    parse_topology_text,
 )
 from codesign.sim.systolic import ConvShape, Dataflow, SystolicArray, simulate_gemm
 

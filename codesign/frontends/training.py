@@ -28,7 +28,6 @@ from codesign.ir.cascade import Cascade, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, ReduceOp
 from codesign.ir.index import Affine
-from codesign.mapper.from_ir import is_mac_einsum
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +65,7 @@ def conv_layers(cascade: Cascade, batch: int | None = None) -> tuple[ConvLayer, 
     2-d [out, in] weight), optionally at another batch size."""
     layers: list[ConvLayer] = []
     for e in cascade.einsums:
-        if not is_mac_einsum(e):
+        if not e.is_contraction:
             continue
         body = e.body
         assert isinstance(body, Binary) and isinstance(body.lhs, Access)

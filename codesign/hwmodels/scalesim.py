@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codesign.frontends.scalesim import InterfaceBandwidth, ScaleSimConfig, load_config
 from codesign.hwmodels.arch import (
     Action,
     Arch,
@@ -23,6 +22,7 @@ from codesign.hwmodels.arch import (
     TensorRole,
 )  # fmt: skip
 from codesign.hwmodels.loader import load_energy_table
+from codesign.hwmodels.scalesim_config import InterfaceBandwidth, ScaleSimConfig, load_config
 
 DEFAULT_ERT = Path(__file__).parent / "data" / "scalesim_default_ert.yaml"
 _SRAM_BLOCK_WORDS = 256  # the ERT's SRAM energies are per 2048-bit access

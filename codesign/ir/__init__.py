@@ -17,11 +17,12 @@ from codesign.ir.interpreter import interpret
 from codesign.ir.parser import parse_cascade
 from codesign.ir.printer import print_cascade
 from codesign.ir.stats import CascadeStats, EinsumStats, cascade_stats, einsum_stats
+from codesign.ir.traits import EinsumClass
 from codesign.ir.verify import VerifyError, verify
 
 __all__ = [
     "Access", "Affine", "Binary", "BinaryOp", "Cascade", "CascadeStats", "Const", "DType",
-    "Einsum", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "QuantFormat",
+    "Einsum", "EinsumClass", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "QuantFormat",
     "Quantization", "ReduceOp",
     "Role", "Select", "SparseFormat", "Sparsity", "TensorSpec", "Unary", "UnaryOp",
     "VerifyError", "cascade_stats",

@@ -29,6 +29,7 @@ import numpy as np
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Expr, ReduceOp, accesses
 from codesign.ir.index import Affine, Gathered, IndexExpr
+from codesign.ir.traits import EinsumClass, classify, mac_operands
 
 
 class QuantFormat(Enum):
@@ -240,9 +241,24 @@ class Einsum:
         return tuple(names)
 
     @property
+    def einsum_class(self) -> EinsumClass:
+        """View / contraction / elementwise / reduction (`codesign.ir.traits`)."""
+        return classify(self.body, self.reduce)
+
+    @property
     def is_view(self) -> bool:
         """True for pure data movement (transpose, reshape, slice, concat piece)."""
-        return self.reduce is None and isinstance(self.body, Access)
+        return self.einsum_class is EinsumClass.VIEW
+
+    @property
+    def is_contraction(self) -> bool:
+        """True for a sum-reduced product of two tensors (a MAC nest)."""
+        return self.einsum_class is EinsumClass.CONTRACTION
+
+    @property
+    def mac_operands(self) -> tuple[Access, Access] | None:
+        """The two accesses of a contraction, in body order (None for other Einsums)."""
+        return mac_operands(self.body, self.reduce)
 
 
 def output_variables(output: Access) -> tuple[str, ...]:

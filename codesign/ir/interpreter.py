@@ -18,6 +18,7 @@ from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.traits import product_factors
 
 Array = np.ndarray
 
@@ -278,17 +279,6 @@ def _and(a: Array | None, b: Array | None) -> Array | None:
     return a & b
 
 
-def _factors(expr: Expr) -> list[Expr] | None:
-    """Leaves of a pure product tree, or None."""
-    if isinstance(expr, (Access, Const)):
-        return [expr]
-    if isinstance(expr, Binary) and expr.op is BinaryOp.MUL:
-        lhs, rhs = _factors(expr.lhs), _factors(expr.rhs)
-        if lhs is not None and rhs is not None:
-            return lhs + rhs
-    return None
-
-
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -298,7 +288,7 @@ def _contraction(
     """np.einsum fast path for sum-of-products over affine accesses (zero padding is exact)."""
     if einsum.reduce is not ReduceOp.SUM or len(order) > len(_LETTERS):
         return None
-    factors = _factors(einsum.body)
+    factors = product_factors(einsum.body)
     if factors is None or not any(isinstance(f, Access) for f in factors):
         return None
     scale = 1.0

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from codesign.ir.cascade import Cascade, Einsum
-from codesign.ir.expr import Access, Binary, BinaryOp, Select, Unary, walk
+from codesign.ir.expr import Access, Binary, Select, Unary, walk
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 
 
@@ -78,18 +78,6 @@ class CascadeStats:
         return dict(sorted(total.items()))
 
 
-def _is_mac(einsum: Einsum) -> bool:
-    body = einsum.body
-    return (
-        einsum.reduce is not None
-        and einsum.reduce.value == "sum"
-        and isinstance(body, Binary)
-        and body.op is BinaryOp.MUL
-        and isinstance(body.lhs, Access)
-        and isinstance(body.rhs, Access)
-    )
-
-
 def _extent_of(index: IndexExpr, extents: dict[str, int], size: int, cascade: Cascade) -> int:
     if isinstance(index, Gathered):
         spec = cascade.tensor(index.tensor)
@@ -118,7 +106,7 @@ def einsum_stats(einsum: Einsum, cascade: Cascade) -> EinsumStats:
     out_points = math.prod(n for v, n in einsum.space if v not in einsum.reduced)
     ops: Counter[str] = Counter()
     macs = 0
-    if _is_mac(einsum):
+    if einsum.is_contraction:
         macs = points
     elif not einsum.is_view:
         for node in walk(einsum.body):

@@ -3,6 +3,7 @@
 from codesign.mapper.mapping import LevelMapping, Loop, Mapping, check_mapping, load_mapping
 from codesign.mapper.problem import Problem, ProblemTensor
 from codesign.mapper.search import (
+    BatchEvaluator,
     Constraints,
     Mapper,
     Objective,
@@ -12,6 +13,7 @@ from codesign.mapper.search import (
 )
 
 __all__ = [
+    "BatchEvaluator",
     "Constraints",
     "LevelMapping",
     "Loop",

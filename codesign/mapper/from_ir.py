@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from codesign.hwmodels.arch import TensorRole
 from codesign.ir.cascade import Cascade, Einsum, Role
-from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp
+from codesign.ir.expr import Access, Binary
 from codesign.ir.index import Affine
 from codesign.mapper.problem import Problem, ProblemTensor
 
@@ -26,15 +26,11 @@ def _projection(access: Access) -> tuple[tuple[tuple[str, int], ...], ...] | Non
 
 
 def is_mac_einsum(einsum: Einsum) -> bool:
-    """True for a sum-reduced product of two affine, non-negatively strided accesses."""
-    body = einsum.body
-    return (
-        isinstance(body, Binary)
-        and body.op is BinaryOp.MUL
-        and isinstance(body.lhs, Access)
-        and isinstance(body.rhs, Access)
-        and einsum.reduce is ReduceOp.SUM
-        and all(_projection(a) is not None for a in (body.lhs, body.rhs, einsum.output))
+    """True for a contraction (`codesign.ir.traits`) whose accesses are all affine and
+    non-negatively strided: the loop nests the mapper can tile."""
+    operands = einsum.mac_operands
+    return operands is not None and all(
+        _projection(a) is not None for a in (*operands, einsum.output)
     )
 
 

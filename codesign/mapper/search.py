@@ -3,8 +3,10 @@
 Small mapspaces are enumerated (every tiling and spatial split, with one canonical loop order per
 level and tensor: the dims that do not index it innermost); large ones are sampled at random in
 batches, then improved by local moves around the best mappings found. Every candidate is priced
-by the vectorised analytical model. The search is seeded and deterministic under an evaluation
-budget (a time budget may stop it earlier) and always returns the best valid mapping found.
+by a vectorised cost model the caller hands in (`BatchEvaluator`; `codesign.sim.mapping_search`
+binds the analytical one), so the mapper never imports the sim room above it. The search is
+seeded and deterministic under an evaluation budget (a time budget may stop it earlier) and
+always returns the best valid mapping found.
 """
 
 from __future__ import annotations
@@ -14,15 +16,37 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, Dataflow
+from codesign.mapper.cost_record import Cost
 from codesign.mapper.mapping import Mapping, MappingArrays, default_keep, from_arrays
 from codesign.mapper.problem import Problem
-from codesign.sim.analytical import BatchCost, cost_from_batch, evaluate_batch
-from codesign.sim.cost import Cost
+
+
+class BatchScores(Protocol):
+    """Costs of a batch of mappings, arrays of shape (B,); invalid rows have infinite cost."""
+
+    @property
+    def cycles(self) -> np.ndarray: ...
+
+    @property
+    def energy_pj(self) -> np.ndarray: ...
+
+    @property
+    def valid(self) -> np.ndarray: ...
+
+
+class BatchEvaluator(Protocol):
+    """A vectorised cost model: prices a batch of mappings, then one row as a `Cost`."""
+
+    def evaluate_batch(self, problem: Problem, arrays: MappingArrays, arch: Arch) -> BatchScores:
+        ...
+
+    def cost(self, batch: BatchScores, index: int, problem: Problem, arch: Arch) -> Cost: ...
 
 
 class Objective(enum.Enum):
@@ -233,7 +257,7 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     )
 
 
-def _score(batch: BatchCost, objective: Objective) -> np.ndarray:
+def _score(batch: BatchScores, objective: Objective) -> np.ndarray:
     if objective is Objective.LATENCY:
         return batch.cycles + 1e-9 * np.nan_to_num(batch.energy_pj, posinf=np.inf)
     if objective is Objective.ENERGY:
@@ -241,7 +265,7 @@ def _score(batch: BatchCost, objective: Objective) -> np.ndarray:
     return batch.energy_pj * batch.cycles
 
 
-def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchCost) -> np.ndarray:
+def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchScores) -> np.ndarray:
     """Rows that are valid and meet every constraint the generator does not guarantee."""
     problem, arch, c = space.problem, space.arch, space.constraints
     ok = batch.valid.copy()
@@ -482,6 +506,7 @@ class Mapper:
     hit; the returned mapping and cost carry the caller's names.
     """
 
+    evaluator: BatchEvaluator
     cache: dict[tuple[object, ...], SearchResult] = field(default_factory=dict)
 
     def map(
@@ -502,7 +527,7 @@ class Mapper:
             options,
         )
         if key not in self.cache:
-            result = search(problem, arch, constraints, options)
+            result = search(problem, arch, constraints, options, evaluator=self.evaluator)
             self.cache[key] = _renamed_result(result, dict(zip(names, anonymous, strict=True)))
         result = _renamed_result(self.cache[key], dict(zip(anonymous, names, strict=True)))
         return replace(result, mapping=replace(result.mapping, problem=problem.name))
@@ -546,8 +571,11 @@ def search(
     arch: Arch,
     constraints: Constraints | None = None,
     options: SearchOptions | None = None,
+    *,
+    evaluator: BatchEvaluator,
 ) -> SearchResult:
-    """Best mapping of ``problem`` on ``arch`` under ``constraints`` for ``options.objective``.
+    """Best mapping of ``problem`` on ``arch`` under ``constraints`` for ``options.objective``,
+    every candidate priced by ``evaluator``.
 
     Raises InputError when the constraints are infeasible or no valid mapping was found.
     """
@@ -562,7 +590,7 @@ def search(
 
     def consider(arrays: MappingArrays) -> None:
         nonlocal best_rows, best_scores, evaluations, valid_count
-        batch = evaluate_batch(problem, arrays, arch)
+        batch = evaluator.evaluate_batch(problem, arrays, arch)
         ok = _acceptable(space, arrays, batch)
         evaluations += arrays.batch
         valid_count += int(ok.sum())
@@ -602,10 +630,10 @@ def search(
             f"satisfies the constraints (min_utilization {constraints.min_utilization}, "
             f"capacities of {[lv.name for lv in arch.levels]})"
         )
-    batch = evaluate_batch(problem, best_rows, arch)
+    batch = evaluator.evaluate_batch(problem, best_rows, arch)
     return SearchResult(
         mapping=from_arrays(best_rows, 0, problem, arch),
-        cost=cost_from_batch(batch, 0, problem, arch),
+        cost=evaluator.cost(batch, 0, problem, arch),
         evaluations=evaluations,
         valid_evaluations=valid_count,
         exhaustive=exhaustive is not None,

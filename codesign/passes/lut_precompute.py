@@ -48,6 +48,7 @@ from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.traits import EinsumClass
 from codesign.passes.numerics import INT_DTYPES
 from codesign.passes.pipeline import PassContext, register_pass
 from codesign.passes.quantize import _unique, contractions
@@ -380,8 +381,9 @@ def _fusion_refusal(
     if len(producers) != 1:
         return f"{len(producers)} producers"
     producer = producers[0]
-    if producer.reduce is not None or producer.is_view:
-        return f"producer {producer.name} is " + ("a view" if producer.is_view else "a reduction")
+    if producer.einsum_class is not EinsumClass.ELEMENTWISE:
+        what = "a view" if producer.is_view else "a reduction"
+        return f"producer {producer.name} is {what}"
     others = [e.name for e in cascade.consumers(x.name) if e.name not in users]
     if others:
         return f"also read by {', '.join(others)}"

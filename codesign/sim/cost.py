@@ -9,7 +9,9 @@ Two levels, one record:
 * `CostModel` -- ``evaluate(problem, mapping, arch) -> Cost``: prices one mapping of a loop
   nest on a spatial `Arch` (the analytical nest analysis, the cycle-level systolic model).
 
-Constructors never compute; Cost is a value.
+Constructors never compute; Cost is a value.  The record itself lives in
+`codesign.mapper.cost_record` (the mapper ranks Costs; a value type two rooms share sits below
+both) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -20,65 +22,9 @@ from typing import Any, Protocol
 
 from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade, Einsum
+from codesign.mapper.cost_record import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.problem import Problem
-
-COMPUTE_BOUND = "compute"
-
-
-@dataclass(frozen=True, slots=True)
-class TensorActions:
-    """Actions on one tensor at one level, summed over the level's utilized instances."""
-
-    tensor: str
-    reads: float
-    fills: float  # writes from the parent level
-    updates: float  # partial-sum writes from the child level
-    tile_words: int  # per instance
-    energy_pj: float
-
-
-@dataclass(frozen=True, slots=True)
-class LevelCost:
-    name: str
-    utilized_instances: int
-    capacity_words_used: int  # per instance, all kept tensors
-    cycles: float  # traffic / bandwidth at this level
-    energy_pj: float  # actions plus leakage
-    leak_energy_pj: float
-    tensors: tuple[TensorActions, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """Result of evaluating one mapping. ``bound`` is ``"compute"`` or the limiting level's name.
-
-    ``valid`` is False for an over-capacity or otherwise illegal mapping; ``reason`` says why and
-    ``cycles``/``energy_pj`` are then infinite.
-    """
-
-    cycles: float
-    energy_pj: float
-    macs: int
-    utilization: float  # macs / (cycles * compute instances)
-    bound: str
-    compute_cycles: float
-    compute_energy_pj: float
-    utilized_pes: int
-    levels: tuple[LevelCost, ...]
-    valid: bool = True
-    reason: str = ""
-
-    @property
-    def edp(self) -> float:
-        """Energy-delay product in pJ * cycles."""
-        return self.energy_pj * self.cycles
-
-    def energy_per_mac_fj(self) -> dict[str, float]:
-        """fJ per MAC per level and for the MACs themselves (Timeloop's summary breakdown)."""
-        breakdown = {level.name: level.energy_pj * 1000 / self.macs for level in self.levels}
-        breakdown[COMPUTE_BOUND] = self.compute_energy_pj * 1000 / self.macs
-        return breakdown
 
 
 class CostModel(Protocol):
@@ -121,3 +67,9 @@ class HardwareModel(Protocol):
     def notes(self, hw: Any) -> tuple[str, ...]:
         """What the user should know about how `hw` was priced (one line each)."""
         ...
+
+
+__all__ = [
+    "COMPUTE_BOUND", "Cost", "CostModel", "EinsumKind", "EinsumResult", "HardwareModel",
+    "LevelCost", "TensorActions",
+]  # fmt: skip

@@ -37,6 +37,7 @@ from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
+from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost
 
 ANALYTICAL = "analytical"
@@ -163,7 +164,7 @@ class SpatialModel:
 def spatial_model(options: CostOptions) -> SpatialModel:
     if options.model not in SPATIAL_MODELS:
         raise InputError(f"--model {options.model!r}: unknown (known: {', '.join(SPATIAL_MODELS)})")
-    return SpatialModel(options, options.mapper or Mapper())
+    return SpatialModel(options, options.mapper or analytical_mapper())
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,11 @@ import math
 import re
 
 from codesign.hwmodels.gpu import Device, LevelKind
-from codesign.ir.cascade import Cascade, Einsum
+from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.expr import Access, Binary
 from codesign.sim.roofline import KernelGroup, RooflineOptions
 
 SOFTMAX_OP = "Softmax"
-
-
-def _is_contraction(e: Einsum) -> bool:
-    return e.reduce is not None and isinstance(e.body, Binary) and not e.is_view
 
 
 def _producer(cascade: Cascade, tensor: str) -> Einsum | None:
@@ -61,11 +57,11 @@ def _walk_back(cascade: Cascade, tensor: str, members: list[Einsum]) -> Einsum |
         e = _producer(cascade, tensor)
         if e is None:
             return None
-        if _is_contraction(e):
+        if e.is_contraction:
             members.append(e)
             return e
         if e.reduce is not None or any(
-            cascade.tensor(t).role.value == "weight" for t in e.input_tensors
+            cascade.tensor(t).role is Role.WEIGHT for t in e.input_tensors
         ):
             return None
         members.append(e)
@@ -84,7 +80,7 @@ def _walk_forward(cascade: Cascade, tensor: str, members: list[Einsum]) -> Einsu
             return None
         e = consumers[0]
         members.append(e)
-        if _is_contraction(e):
+        if e.is_contraction:
             return e
         if not e.is_view:
             return None

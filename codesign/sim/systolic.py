@@ -52,98 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from codesign.frontends.scalesim import ConvShape, GemmShape
 from codesign.hwmodels.arch import Dataflow
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-@dataclass(frozen=True, slots=True)
-class SystolicArray:
-    """An R×C array of MAC PEs (``rows`` = R, ``cols`` = C) running one dataflow."""
-
-    rows: int
-    cols: int
-    dataflow: Dataflow
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rows", _check_positive_int("rows", self.rows))
-        object.__setattr__(self, "cols", _check_positive_int("cols", self.cols))
-        if not isinstance(self.dataflow, Dataflow):
-            raise ValueError(f"dataflow must be a Dataflow, got {self.dataflow!r}")
-
-    @property
-    def num_pes(self) -> int:
-        return self.rows * self.cols
-
-
-@dataclass(frozen=True, slots=True)
-class GemmShape:
-    """``ofmap[m, n] = sum_k ifmap[m, k] · filter[k, n]``; all extents in elements."""
-
-    m: int
-    n: int
-    k: int
-
-    def __post_init__(self) -> None:
-        for name in ("m", "n", "k"):
-            object.__setattr__(self, name, _check_positive_int(name, getattr(self, name)))
-
-    @property
-    def macs(self) -> int:
-        return self.m * self.n * self.k
-
-
-@dataclass(frozen=True, slots=True)
-class ConvShape:
-    """A conv layer as SCALE-Sim reads it: batch 1, no padding, extents in elements.
-
-    Output size is SCALE-Sim's ``ceil((ifmap - filter + stride) / stride)`` per spatial
-    dimension, i.e. ``ceil((ifmap - filter) / stride) + 1``: unlike the usual floor, a last
-    partial window counts (230 wide, 7 wide filter, stride 2 gives 113, not 112).
-    """
-
-    ifmap_height: int
-    ifmap_width: int
-    filter_height: int
-    filter_width: int
-    channels: int
-    num_filters: int
-    stride_height: int = 1
-    stride_width: int = 1
-
-    def __post_init__(self) -> None:
-        for name in self.__slots__:
-            object.__setattr__(self, name, _check_positive_int(name, getattr(self, name)))
-        if self.filter_height > self.ifmap_height:
-            raise ValueError(
-                f"filter_height {self.filter_height} exceeds ifmap_height {self.ifmap_height}"
-            )
-        if self.filter_width > self.ifmap_width:
-            raise ValueError(
-                f"filter_width {self.filter_width} exceeds ifmap_width {self.ifmap_width}"
-            )
-
-    @property
-    def ofmap_height(self) -> int:
-        return -(-(self.ifmap_height - self.filter_height) // self.stride_height) + 1
-
-    @property
-    def ofmap_width(self) -> int:
-        return -(-(self.ifmap_width - self.filter_width) // self.stride_width) + 1
-
-    def to_gemm(self) -> GemmShape:
-        """The im2col GEMM: M = Ho·Wo, N = filters, K = Fh·Fw·C."""
-        return GemmShape(
-            m=self.ofmap_height * self.ofmap_width,
-            n=self.num_filters,
-            k=self.filter_height * self.filter_width * self.channels,
-        )
+from codesign.hwmodels.systolic_array import SystolicArray, check_positive_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +95,9 @@ def fold_busy_pes(
     ``temporal`` vectors stream through.  Entry ``c`` is the number of MACs done in cycle ``c`` of
     the fold; the array's length is the fold's length in cycles.  Costs O((R + C) · T) time.
     """
-    used_rows = _check_positive_int("used_rows", used_rows)
-    used_cols = _check_positive_int("used_cols", used_cols)
-    temporal = _check_positive_int("temporal", temporal)
+    used_rows = check_positive_int("used_rows", used_rows)
+    used_cols = check_positive_int("used_cols", used_cols)
+    temporal = check_positive_int("temporal", temporal)
     if used_rows > array.rows or used_cols > array.cols:
         raise ValueError(
             f"used_rows×used_cols {used_rows}×{used_cols} exceeds the {array.rows}×{array.cols}"
