@@ -22,8 +22,8 @@ from codesign.ir.verify import VerifyError, verify
 
 __all__ = [
     "Access", "Affine", "Binary", "BinaryOp", "Cascade", "CascadeStats", "Const", "DType",
-    "Einsum", "EinsumClass", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod", "QuantFormat",
-    "Quantization", "ReduceOp",
+    "Einsum", "EinsumClass", "EinsumStats", "Expr", "FloorDiv", "Gathered", "IndexExpr", "Mod",
+    "QuantFormat", "Quantization", "ReduceOp",
     "Role", "Select", "SparseFormat", "Sparsity", "TensorSpec", "Unary", "UnaryOp",
     "VerifyError", "cascade_stats",
     "einsum_stats", "interpret", "parse_cascade", "print_cascade", "verify",
