@@ -111,11 +111,8 @@ class SpatialModel:
             from codesign.sim.systolic_cost import SystolicCostModel
 
             return SystolicCostModel()
-        if (
-            not self.options.sparse
-            or arch.sparse.compute is SparseAction.NONE
-            and not (arch.sparse.compressed_weights)
-        ):
+        dense_card = arch.sparse.compute is SparseAction.NONE and not arch.sparse.compressed_weights
+        if dense_card or not self.options.sparse:
             return AnalyticalModel()
         cached = self._densities.get(id(cascade))
         if cached is not None and cached[0] is cascade:
