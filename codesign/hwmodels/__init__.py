@@ -12,10 +12,13 @@ from codesign.hwmodels.arch import (
 )
 from codesign.hwmodels.energy import energy_scale
 from codesign.hwmodels.loader import load_arch, load_energy_table
+from codesign.hwmodels.registry import Command, Family, load_hardware, register_family
 
 __all__ = [
     "Action",
     "Arch",
+    "Command",
+    "Family",
     "ComputeUnit",
     "Dataflow",
     "EnergyTable",
@@ -25,4 +28,6 @@ __all__ = [
     "energy_scale",
     "load_arch",
     "load_energy_table",
+    "load_hardware",
+    "register_family",
 ]

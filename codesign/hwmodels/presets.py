@@ -1,8 +1,9 @@
 """The preset library: every bundled hardware card, addressable by name, shipped as package data.
 
 ``codesign/hwmodels/data/hw/`` (a link to ``examples/hw`` in the repository; real files in a
-built wheel) holds the cards, GPU/CPU devices under ``gpu/`` and energy tables under ``ert/``.  A card's name is its file stem
-(``eyeriss_like``, ``a100_40g``); a few short aliases (``a100``, ``h100``) name GPU devices.
+built wheel) holds the cards, GPU/CPU devices under ``gpu/`` and energy tables under ``ert/``.
+A card's name is its file stem (``eyeriss_like``, ``a100_40g``); a few short aliases (``a100``,
+``h100``) name GPU devices.
 Paths inside a card (``energy_table:``, ``host:``) resolve against the card's own folder first,
 then against the library, so a card copied out of it keeps working.
 """

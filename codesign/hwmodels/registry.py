@@ -236,14 +236,14 @@ def _piuma_model(options: CostOptions) -> HardwareModel:
     return piuma_model(options)
 
 
-_BUILTINS_DONE: list[bool] = []
+_BUILTINS_REGISTERED: list[bool] = []  # set before registering: register_family re-enters
 
 
 def _builtins() -> None:
-    """Register the built-in families (once, on first use)."""
-    if _BUILTINS_DONE:
+    """Register the built-in families (once, on first use: their modules import this one)."""
+    if _BUILTINS_REGISTERED:
         return
-    _BUILTINS_DONE.append(True)
+    _BUILTINS_REGISTERED.append(True)
     from codesign.hwmodels.arch import Arch
     from codesign.hwmodels.bitserial import BitSerialArray, BitSerialSpec, array_from_spec
     from codesign.hwmodels.gpu import Device, DeviceSpec, device_from_spec
