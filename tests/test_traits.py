@@ -80,3 +80,9 @@ def _type_only(tree: ast.Module, node: ast.ImportFrom) -> bool:
             if any(n is node for n in ast.walk(stmt)):
                 return True
     return False
+
+
+def test_argparse_namespaces_stay_in_the_cli() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] != "cli":
+            assert "Namespace" not in path.read_text(), path
