@@ -155,10 +155,12 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     may_keep = np.array(
         [[t.name in default_keep(problem, arch, i) for t in problem.tensors] for i in range(n_l)]
     )
-    for level, tensor in c.bypass:
+    for level, alias in c.bypass:
         index = level_of(level, "bypass")
-        if tensor not in tensors:
-            raise InputError(f"constraints.bypass: unknown tensor {tensor!r}")
+        resolved = problem.resolve(alias)  # own name or Timeloop's Weights/Inputs/Outputs
+        if resolved is None:
+            raise InputError(f"constraints.bypass: unknown tensor {alias!r}")
+        tensor = resolved.name
         if index == 0:
             raise InputError(f"constraints.bypass: {level} is the backing store; it keeps all")
         may_keep[index, tensors[tensor]] = False
