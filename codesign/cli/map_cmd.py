@@ -21,6 +21,7 @@ from codesign.cli.passes_opt import (
     passes_json,
     passes_text,
 )
+from codesign.cli.timeloop_opt import add_timeloop_arguments, resolve_timeloop
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, Dataflow
 from codesign.mapper.cascade import CascadeMapper, CascadeResult
@@ -43,7 +44,7 @@ def cost_models() -> dict[str, Callable[[], CostModel]]:
 def add_parser(sub, model_args: Callable[..., None]) -> None:
     p = sub.add_parser("map", help="map a model onto hardware: cycles, energy, utilization, bound")
     model_args(p, required=False)  # MODEL or --llm NAME
-    p.add_argument("--hw", required=True, metavar="HW.yaml", help="hardware description")
+    p.add_argument("--hw", metavar="HW.yaml", help="hardware description")
     p.add_argument(
         "--model", dest="cost_model", default="analytical", help="cost model: analytical | cycle"
     )
@@ -80,6 +81,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_passes_arguments(p, error_flag=True)
+    add_timeloop_arguments(p)
     p.set_defaults(func=cmd_map)
 
 
@@ -272,6 +274,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
     from codesign.sim.report import plot_result, result_dict
 
+    args = resolve_timeloop(args)  # --timeloop-* flags -> MODEL, --hw, --mapping
     pipeline = parse_passes(args.passes)
     base_pipeline = pipeline
     if args.baseline_passes is not None:
