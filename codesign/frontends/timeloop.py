@@ -61,6 +61,7 @@ class Storage:
     mesh_y: int
     keep: tuple[str, ...] | None  # constraints.dataspace.keep
     bypass: tuple[str, ...]
+    cluster_size: int  # instances sharing one physical access (Timeloop's cluster_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +189,9 @@ class _ArchWalk:
             raise _fail(self.path, where, f"storage {name!r} below the compute")
         word_bits = _int_attr(attrs, "datawidth", "word-bits", "word_width", "word_bits") or 16
         block = _int_attr(attrs, "block-size", "block_size", "n_words")
+        cluster = _int_attr(attrs, "cluster_size", "cluster-size") or 1
         if block is None:
             width = _int_attr(attrs, "width", "memory_width")
-            cluster = _int_attr(attrs, "cluster_size", "cluster-size") or 1
             block = max(1, width // (word_bits * cluster)) if width else 1
         dram = "dram" in str(comp.get("class", "")).lower() or attrs.get("technology") == "DRAM"
         depth = _int_attr(attrs, "depth", "memory_depth")
@@ -214,6 +215,7 @@ class _ArchWalk:
                 mesh_y=my,
                 keep=None if keep is None else tuple(keep),
                 bypass=tuple(dataspace.get("bypass") or ()),
+                cluster_size=cluster,
             )
         )
 
@@ -266,8 +268,8 @@ def read_arch(path: str | Path) -> TimeloopArch:
         raise _fail(path, "architecture", "expected nodes: or subtree:")
     if walk.compute is None:
         raise _fail(path, "architecture", "no compute component (class *mac*)")
-    if not walk.levels or not walk.levels[0].dram:
-        raise _fail(path, "architecture", "the outermost storage must be a DRAM")
+    if not walk.levels:
+        raise _fail(path, "architecture", "no storage component")
     name, bits, mesh = walk.compute
     return TimeloopArch(
         name=Path(path).parent.name or walk.name or "timeloop",
@@ -432,7 +434,9 @@ def _mapping_levels(
                     level[axis].append([dim, factors[dim]])
         elif kind in ("datatype", "dataspace", "bypass"):
             if target not in names:
-                raise _fail(path, where, f"keep/bypass at container {target!r}")
+                if entry.get("keep"):  # a container stores nothing: only "keep: []" is valid
+                    raise _fail(path, where, f"container {target!r} cannot keep dataspaces")
+                continue
             keep = set(entry.get("keep") or []) | set(level["keep"] or [])
             level["keep"] = sorted(keep)
             level.setdefault("bypass", [])
@@ -495,6 +499,7 @@ def import_timeloop(
     energies = read_ert(ert_path)
     source = f"imported from Timeloop: {Path(arch_path).name}, {Path(ert_path).name}"
     components = []
+    clusters = {level.name: level.cluster_size for level in arch.levels}
     for name in [level.name for level in arch.levels] + [arch.compute_name]:
         if name not in energies:
             raise _fail(ert_path, "ERT.tables", f"no entry for component {name!r}")
@@ -504,10 +509,18 @@ def import_timeloop(
                 raise _fail(ert_path, "ERT.tables", f"{name}: no compute action")
         elif "read" not in actions or "write" not in actions:
             raise _fail(ert_path, "ERT.tables", f"{name}: needs read and write actions")
-        rows = [
-            {"name": kind, "energy_pj": pj, **({"bits": arch.mac_bits} if kind == "mac" else {})}
-            for kind, pj in actions.items()
-        ]
+        if name == arch.compute_name:
+            # Timeloop's arithmetic level charges computes only, no leakage.
+            rows = [{"name": "mac", "energy_pj": actions["mac"], "bits": arch.mac_bits}]
+        else:
+            # One access of a cluster serves cluster_size instances: per-instance energy is
+            # the ERT's divided by the cluster (Timeloop divides by the *utilized* instances
+            # per utilized cluster, the same when the cluster is fully used). Leak stays.
+            cluster = clusters[name]
+            rows = [
+                {"name": kind, "energy_pj": pj if kind == "leak" else pj / cluster}
+                for kind, pj in actions.items()
+            ]
         components.append({"name": name, "scales_with_technology": False, "actions": rows})
     ert_doc = {
         "name": f"{arch.name}_ert",
@@ -515,6 +528,8 @@ def import_timeloop(
         "source": f"Accelergy ERT {Path(ert_path).name}",
         "components": components,
     }
+    role_names = {Role.WEIGHT: "weights", Role.INPUT: "inputs", Role.OUTPUT: "outputs"}
+    roles = {t.name: role_names[t.role] for t in cascade.tensors}
     card_levels = []
     meshes = [(lv.mesh_x, lv.mesh_y) for lv in arch.levels] + [arch.compute_mesh]
     for index, level in enumerate(arch.levels):
@@ -523,12 +538,19 @@ def import_timeloop(
             raise _fail(arch_path, level.name, f"mesh {cx}x{cy} below {mx}x{my} is not a fan-out")
         entry: dict[str, Any] = {
             "name": level.name,
-            "kind": "dram" if level.dram else "sram",
+            # The outermost storage is the backing store (codesign's dram kind) whatever its
+            # class, as in Timeloop; an SRAM backing store keeps its capacity.
+            "kind": "dram" if index == 0 else "sram",
             "word_bits": level.word_bits,
             "block_words": level.block_words,
         }
         if level.size_words is not None:
             entry["size_words"] = level.size_words
+        if index > 0 and (level.keep is not None or level.bypass):
+            # constraints.dataspace become the card's keeps, for searches on the imported card
+            kept = set(level.keep) if level.keep is not None else set(roles) - set(level.bypass)
+            entry["keeps"] = sorted({roles[n] for n in kept if n in roles})
+            entry["bypasses"] = sorted({roles[n] for n in level.bypass if n in roles})
         if level.read_bandwidth is not None:
             entry["read_bandwidth_words_per_cycle"] = float(level.read_bandwidth)
         if level.write_bandwidth is not None:
