@@ -41,7 +41,8 @@ def test_eyeriss_energy_breakdown_per_level_matches_timeloop() -> None:
     for level, fj in case["expected"]["fj_per_mac"].items():
         assert breakdown[level] == pytest.approx(fj, rel=case["tolerance"]["energy"]), level
     total = sum(breakdown.values())
-    assert total == pytest.approx(case["expected"]["fj_per_mac_total"], rel=case["tolerance"]["energy"])
+    tol = case["tolerance"]["energy"]
+    assert total == pytest.approx(case["expected"]["fj_per_mac_total"], rel=tol)
 
 
 def test_spatial_multicast_and_reduction_counted_once_at_parent() -> None:

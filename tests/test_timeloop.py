@@ -25,7 +25,8 @@ LAYER = "conv:C=3,K=32,P=112,Q=112,R=3,S=3,stride=2"
 def _flags(folder: str | Path) -> list[str]:
     d = Path(folder)
     return ["--timeloop-arch", str(d / "arch.yaml"), "--timeloop-map", str(d / "map.yaml"),
-            "--timeloop-problem", str(d / "problem.yaml"), "--timeloop-ert", str(d / "ERT.yaml")]  # fmt: skip
+            "--timeloop-problem", str(d / "problem.yaml"),
+            "--timeloop-ert", str(d / "ERT.yaml")]  # fmt: skip
 
 
 def _map_json(capsys, *argv: str) -> dict:

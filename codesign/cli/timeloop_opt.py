@@ -75,8 +75,12 @@ def resolve_timeloop(args: argparse.Namespace) -> argparse.Namespace:
         args.timeloop_arch, args.timeloop_map, args.timeloop_problem, args.timeloop_ert, out
     )
     return argparse.Namespace(
-        **{**vars(args), "model": str(files["problem"]), "hw": str(files["card"]),
-           "mapping": str(files["mapping"])}  # fmt: skip
+        **{
+            **vars(args),
+            "model": str(files["problem"]),
+            "hw": str(files["card"]),
+            "mapping": str(files["mapping"]),
+        }  # fmt: skip
     )
 
 

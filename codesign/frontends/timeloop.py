@@ -298,7 +298,9 @@ def _problem_parts(path: str | Path) -> tuple[str, dict[str, int], tuple[Dataspa
         raise _fail(path, "problem.shape.dimensions", "no dimensions")
     if len({d.lower() for d in dims}) != len(dims):
         raise _fail(path, "problem.shape.dimensions", f"dims differ only by case: {dims}")
-    coefficients = {str(c["name"]): int(c.get("default", 1)) for c in shape.get("coefficients") or []}
+    coefficients = {
+        str(c["name"]): int(c.get("default", 1)) for c in shape.get("coefficients") or []
+    }
     bounds: dict[str, int] = {}
     for dim in dims:
         value = instance.get(dim, 1)
@@ -396,8 +398,7 @@ def _mapping_levels(
     names = [level.name for level in arch.levels]
     parents = dict(arch.container_parent)
     levels: list[dict[str, Any]] = [
-        {"level": n, "temporal": [], "spatial_x": [], "spatial_y": [], "keep": None}
-        for n in names
+        {"level": n, "temporal": [], "spatial_x": [], "spatial_y": [], "keep": None} for n in names
     ]
     for index, entry in enumerate(entries):
         where = f"mapping[{index}]"
