@@ -44,6 +44,14 @@ def test_imported_exercise_matches_timeloop_cycles_exactly_and_energy(case, caps
     assert total["energy_pj"] == pytest.approx(energy_pj, rel=tol["energy"])
 
 
+def test_flattened_subtree_arch_gives_the_same_result_as_the_nodes_tree(capsys):
+    folder = Path("tests/data/timeloop/ispass_04_spatial_cp")
+    tree = _map_json(capsys, *_flags(folder))
+    flags = _flags(folder)
+    flags[1] = str(folder / "arch_flattened.yaml")  # Timeloop's parsed-processed-input.yaml
+    assert _map_json(capsys, *flags)["total"] == tree["total"]
+
+
 def test_multi_word_dram_charges_whole_block_accesses(capsys):
     # 32-word MainMemory blocks at 2048 pJ: Weights 96 words = 3 blocks, Inputs 18 words = 1
     # block (a word-by-word charge would be 18/32 of one), Outputs 512 updates = 16 blocks.

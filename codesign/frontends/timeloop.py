@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +172,18 @@ class _ArchWalk:
         name, count = _split_range(str(comp.get("name", "")))
         if not name:
             raise _fail(self.path, where, "a component needs a name")
+        if str(comp.get("class")) == "dummy_storage":  # flattened form's inter_X_spatial
+            for alias in {name, re.sub(r"^inter_(.*)_spatial$", r"\1", name)}:
+                self.container_parent.append((alias, len(self.levels) - 1))
+            return
         mx, my = mesh
         own = comp.get("spatial") or {}
         mx *= int(own.get("meshX", 1))
         my *= int(own.get("meshY", 1))
-        if count > mx * my:  # flattened form: instances from the name, mesh from meshX
-            mesh_x = _int_attr(attrs, "meshX") or count
-            mx, my = mesh_x, count // mesh_x
+        if "meshX" in attrs or "meshY" in attrs:  # flattened form: the whole-chip mesh
+            mx, my = _int_attr(attrs, "meshX") or 1, _int_attr(attrs, "meshY") or 1
+        elif count > mx * my:  # instances only from the name: a row
+            mx, my = count, 1
         if _is_compute(comp):
             if self.compute is not None:
                 raise _fail(self.path, where, f"a second compute component {name!r}")
@@ -266,20 +271,43 @@ def read_arch(path: str | Path) -> TimeloopArch:
         walk.subtree(arch["subtree"], 1, "architecture.subtree")
     else:
         raise _fail(path, "architecture", "expected nodes: or subtree:")
+    levels = _with_flat_constraints(path, walk.levels)
     if walk.compute is None:
         raise _fail(path, "architecture", "no compute component (class *mac*)")
     if not walk.levels:
         raise _fail(path, "architecture", "no storage component")
     name, bits, mesh = walk.compute
+    stem = Path(path).name.split(".")[0]
     return TimeloopArch(
-        name=Path(path).parent.name or walk.name or "timeloop",
+        name=stem if stem not in ("arch", "") else Path(path).parent.name or walk.name,
         technology_nm=walk.technology_nm,
-        levels=tuple(walk.levels),
+        levels=levels,
         compute_name=name,
         mac_bits=bits,
         compute_mesh=mesh,
         container_parent=tuple(walk.container_parent),
     )
+
+
+def _with_flat_constraints(path: str | Path, levels: list[Storage]) -> tuple[Storage, ...]:
+    """Levels with the flattened form's ``architecture_constraints.targets`` dataspace entries
+    (the ``nodes`` form carries them on the components)."""
+    try:
+        targets = (_read(path, "architecture_constraints") or {}).get("targets") or []
+    except InputError:
+        return tuple(levels)
+    by_name = {level.name: level for level in levels}
+    for target in targets:
+        level = by_name.get(str(target.get("target")))
+        if level is None or target.get("type") not in ("dataspace", "datatype", "bypass"):
+            continue
+        keep = target.get("keep")
+        by_name[level.name] = replace(
+            level,
+            keep=level.keep if keep is None else tuple(keep),
+            bypass=tuple(target.get("bypass") or level.bypass),
+        )
+    return tuple(by_name[level.name] for level in levels)
 
 
 # -- problem ---------------------------------------------------------------------------------
@@ -406,8 +434,8 @@ def _mapping_levels(
         container = re.sub(r"^inter_(.*)_spatial$", r"\1", target)
         if target in names:
             at = names.index(target)
-        elif container in parents:
-            at = parents[container]
+        elif target in parents or container in parents:
+            at = parents.get(target, parents.get(container, 0))
         else:
             raise _fail(path, where, f"unknown target {target!r} (levels: {', '.join(names)})")
         factors = _factors(path, f"{where}.factors", entry.get("factors"))
@@ -547,11 +575,15 @@ def import_timeloop(
         }
         if level.size_words is not None:
             entry["size_words"] = level.size_words
-        if index > 0 and (level.keep is not None or level.bypass):
-            # constraints.dataspace become the card's keeps, for searches on the imported card
-            kept = set(level.keep) if level.keep is not None else set(roles) - set(level.bypass)
+        if index > 0:
+            # The card's keeps (used when searching on the imported card): the arch's
+            # constraints.dataspace, else what the imported mapping keeps there.
+            if level.keep is not None or level.bypass:
+                kept = set(level.keep) if level.keep is not None else set(roles) - set(level.bypass)
+            else:
+                kept = set(levels[index]["keep"])
             entry["keeps"] = sorted({roles[n] for n in kept if n in roles})
-            entry["bypasses"] = sorted({roles[n] for n in level.bypass if n in roles})
+            entry["bypasses"] = sorted(set(roles.values()) - set(entry["keeps"]))
         if level.read_bandwidth is not None:
             entry["read_bandwidth_words_per_cycle"] = float(level.read_bandwidth)
         if level.write_bandwidth is not None:
