@@ -23,7 +23,9 @@ def _edge_and_random_floats() -> np.ndarray:
 
 
 def test_bf16_rounding_matches_ml_dtypes_bit_for_bit():
-    ml_dtypes = pytest.importorskip("ml_dtypes", reason="ml_dtypes ships with onnx (dev extra)")
+    ml_dtypes = pytest.importorskip(
+        "ml_dtypes", reason="ml_dtypes comes with onnx (a core dependency)"
+    )
     x = _edge_and_random_floats()
     with np.errstate(over="ignore"):
         expected = x.astype(ml_dtypes.bfloat16).astype(np.float32)

@@ -1,5 +1,6 @@
 """A Mapping: per storage level, temporal loops (outer to inner), X/Y spatial unrolling below the
-level, and which tensors the level keeps.
+level, and which tensors the level keeps (any level may bypass any tensor, DRAM included, as
+long as some level keeps it; tensors may be named as Timeloop names them: Weights/Inputs/Outputs).
 
 Nest order, outermost first: level 0 temporal, level 0 spatial, level 1 temporal, ... The loops
 of level ``l`` and everything below it form the tile that one instance of level ``l`` holds.

@@ -15,8 +15,13 @@ Per tensor t and level l that keeps t (per instance of l; see docs/hwmodels.md):
   per MAC. reads = updates - D and fills = N*T - D, where D is the distinct outputs an instance
   produces (the first write of each output needs no read).
 
+Home: a tensor's outermost keeping level. A home below DRAM (an on-chip intermediate of a fused
+group) is neither filled nor drained and holds every element its instance touches.
+
 cycles = max(compute cycles, each level's reads / read bandwidth and (fills + updates) / write
-bandwidth); energy = sum of actions * ERT per-word energy + leakage * cycles * instances.
+bandwidth); energy = sum of actions * ERT per-word energy + leakage * cycles * instances, each
+per-instance action count rounded up to whole blocks of the level's ``block_words`` (Timeloop
+charges ``ceil(accesses / block size)`` vector accesses; docs/timeloop.md).
 """
 
 from __future__ import annotations
