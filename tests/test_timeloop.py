@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from codesign.cli.main import main
 from codesign.hwmodels import load_arch
@@ -230,3 +231,15 @@ def test_mapping_yaml_bypass_list_and_a_tensor_kept_nowhere(tmp_path):
         for lv in mapping.levels))  # fmt: skip
     cost = AnalyticalModel().evaluate(problem, nowhere, arch)
     assert not cost.valid and "kept at no level" in cost.reason
+
+
+def test_mapper_homes_a_dram_bypassed_intermediate_on_chip(capsys, tmp_path):
+    args = ("gemm:M=64,N=48,K=80", "--hw", EYERISS, "--evaluations", "1500", "--seed", "1")
+    base = _map_json(capsys, *args)
+    fused = _map_json(capsys, *args, "--bypass", "DRAM:Inputs", "--mapping-out", str(tmp_path))
+    levels = yaml.safe_load((tmp_path / "gemm.yaml").read_text())["levels"]
+    assert levels[0]["level"] == "DRAM" and "A" not in levels[0]["keep"]  # A: the Inputs
+    assert "A" in levels[1]["keep"]  # homed in the global buffer
+    energy = {name: doc["total"]["energy_by_level_pj"]["DRAM"] for name, doc in
+              (("base", base), ("fused", fused))}  # fmt: skip
+    assert energy["fused"] < energy["base"]
