@@ -43,6 +43,12 @@ def test_imported_exercise_matches_timeloop_cycles_exactly_and_energy(case, caps
     assert tol["cycles"] == 0 and total["cycles"] == expected["cycles"]
     energy_pj = expected["fj_per_compute"] * expected["computes"] / 1000
     assert total["energy_pj"] == pytest.approx(energy_pj, rel=tol["energy"])
+    # each level within the tolerance of the total (plus the stats' 2-decimal rounding)
+    by_level = total["energy_by_level_pj"]
+    assert set(by_level) == set(expected["by_level"])
+    for level, fj in expected["by_level"].items():
+        got = by_level[level] / expected["computes"] * 1000
+        assert abs(got - fj) <= tol["energy"] * expected["fj_per_compute"] + 0.005, level
 
 
 def test_flattened_subtree_arch_gives_the_same_result_as_the_nodes_tree(capsys):
