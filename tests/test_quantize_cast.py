@@ -74,3 +74,23 @@ def test_bf16_output_tensors_round_in_the_interpreter():
 
     x = _edge_and_random_floats()[:1000]
     np.testing.assert_array_equal(_cast(x, DType.BF16), DType.BF16.round(x))
+
+
+def test_readme_headline_lut_tc_against_fp16_weights(capsys):
+    import json
+
+    from codesign.cli.main import main
+
+    argv = ["map", "examples/models/mlp.onnx", "--hw", "examples/hw/lut_tc.yaml",
+            "--passes", "quantize{bits=2,group=128}", "--baseline", "examples/hw/a100_fp16.yaml",
+            "--json", "-", "-q"]  # fmt: skip
+    assert main([*argv, "--baseline-passes", "quantize{format=fp16}"]) == 0
+    fp16 = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--baseline-passes", "none"]) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    # README: 98 cycles / 4.55 uJ vs 395 cycles / 19.1 uJ (4.0x); FP32 weights: 719 (7.3x)
+    assert round(fp16["total"]["cycles"]) == round(fp32["total"]["cycles"]) == 98
+    base = (fp16["baseline"]["total"]["cycles"], fp32["baseline"]["total"]["cycles"])
+    assert tuple(round(c) for c in base) == (395, 719)
+    assert round(fp16["speedup"], 1) == 4.0 and round(fp32["speedup"], 1) == 7.3
+    assert fp16["baseline"]["total"]["energy_pj"] / 1e6 == pytest.approx(19.1, abs=0.05)
