@@ -249,3 +249,19 @@ def test_mapper_homes_a_dram_bypassed_intermediate_on_chip(capsys, tmp_path):
     energy = {name: doc["total"]["energy_by_level_pj"]["DRAM"] for name, doc in
               (("base", base), ("fused", fused))}  # fmt: skip
     assert energy["fused"] < energy["base"]
+
+
+def test_a_bypass_only_entry_keeps_the_other_dataspaces(tmp_path, capsys):
+    folder = tmp_path / "design"
+    shutil.copytree("tests/data/timeloop/ispass_03_3level_no_bypass", folder)
+    entries = yaml.safe_load((folder / "map.yaml").read_text())["mapping"]
+    entries.append({"target": "GlobalBuffer", "type": "bypass", "bypass": ["Outputs"]})
+    (folder / "map.yaml").write_text(yaml.safe_dump({"mapping": entries}))
+    out = tmp_path / "out"
+    assert main(["import-timeloop", "--arch", str(folder / "arch.yaml"),
+                 "--map", str(folder / "map.yaml"), "--problem", str(folder / "problem.yaml"),
+                 "--ert", str(folder / "ERT.yaml"), "-o", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    levels = yaml.safe_load((out / "mapping.yaml").read_text())["levels"]
+    assert levels[1]["level"] == "GlobalBuffer"
+    assert levels[1]["keep"] == ["Inputs", "Weights"]

@@ -174,6 +174,7 @@ def _factors(path: str | Path, where: str, text: Any) -> dict[str, int]:
 
 def _permutation(text: Any, dims: list[str]) -> list[str]:
     """Dims innermost first (Timeloop's order), completed with the unlisted dims outermost."""
+    text = text if isinstance(text, list) or " " not in str(text) else str(text).split()
     items = text if isinstance(text, list) else list(str(text or ""))
     listed = [str(d).lower() for d in items if str(d).strip()]
     return listed + [d for d in dims if d not in listed]
@@ -227,8 +228,8 @@ def _mapping_levels(
                 if entry.get("keep"):  # a container stores nothing: only "keep: []" is valid
                     raise field_error(path, where, f"container {target!r} cannot keep dataspaces")
                 continue
-            keep = set(entry.get("keep") or []) | set(level["keep"] or [])
-            level["keep"] = sorted(keep)
+            if "keep" in entry:  # a bypass-only entry leaves the rest to the default
+                level["keep"] = sorted(set(entry["keep"] or []) | set(level["keep"] or []))
             level.setdefault("bypass", [])
             level["bypass"] = sorted(set(level["bypass"]) | set(entry.get("bypass") or []))
         else:
