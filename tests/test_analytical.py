@@ -11,7 +11,7 @@ from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import CostModel
 from tests.validation import load_cases
 
-CASES = load_cases("timeloop")
+CASES = [c for c in load_cases("timeloop") if "arch" in c["inputs"]]  # hand-written cards
 
 
 def _evaluate(case: dict):
@@ -28,9 +28,9 @@ def test_exercise_mapping_matches_timeloop_cycles_and_energy(case: dict) -> None
     cost = _evaluate(case)
     expected, tol = case["expected"], case["tolerance"]
     assert cost.valid, cost.reason
-    assert cost.cycles == pytest.approx(expected["cycles"], rel=tol["cycles"])
+    assert tol["cycles"] == 0 and cost.cycles == expected["cycles"]  # cycles exact
     assert cost.energy_pj / 1e6 == pytest.approx(expected["energy_uj"], rel=tol["energy"])
-    assert cost.utilization == pytest.approx(expected["utilization"], rel=tol["cycles"])
+    assert cost.utilization == pytest.approx(expected["utilization"], rel=1e-9)
     assert cost.utilized_pes == expected["utilized_pes"]
     assert cost.bound == "compute"
 
@@ -41,7 +41,8 @@ def test_eyeriss_energy_breakdown_per_level_matches_timeloop() -> None:
     for level, fj in case["expected"]["fj_per_mac"].items():
         assert breakdown[level] == pytest.approx(fj, rel=case["tolerance"]["energy"]), level
     total = sum(breakdown.values())
-    assert total == pytest.approx(case["expected"]["fj_per_mac_total"], rel=0.15)
+    tol = case["tolerance"]["energy"]
+    assert total == pytest.approx(case["expected"]["fj_per_mac_total"], rel=tol)
 
 
 def test_spatial_multicast_and_reduction_counted_once_at_parent() -> None:

@@ -111,12 +111,14 @@ def test_constraints_are_respected() -> None:
 @pytest.mark.parametrize(
     ("constraints", "needle"),
     [
-        (Constraints(bypass=(("DRAM", "Inputs"),)), "backing store"),
+        (Constraints(bypass=tuple((lv, "Inputs") for lv in ("DRAM", "shared_glb", "pe_spad",
+                                                            "input_activation_reg"))),
+         "kept at no level"),
         (Constraints(fixed_orders=(("nowhere", ("p",)),)), "unknown level"),
         (Constraints(min_utilization=1.5), "min_utilization"),
         (Constraints(min_utilization=0.99), "no valid mapping"),
     ],
-    ids=["dram-bypass", "unknown-level", "utilization-range", "unreachable"],
+    ids=["bypassed-everywhere", "unknown-level", "utilization-range", "unreachable"],
 )
 def test_infeasible_constraints_are_rejected(constraints: Constraints, needle: str) -> None:
     arch = load_arch(HW / "simple_ws.yaml")

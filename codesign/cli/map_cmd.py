@@ -21,6 +21,7 @@ from codesign.cli.passes_opt import (
     passes_json,
     passes_text,
 )
+from codesign.cli.timeloop_opt import add_timeloop_arguments, resolve_timeloop
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.registry import Command
@@ -34,7 +35,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p = sub.add_parser("map", help="map a model onto hardware: cycles, energy, utilization, bound")
     model_args(p, required=False)  # MODEL or --llm NAME
     p.add_argument(
-        "--hw", required=True, metavar="HW.yaml|PRESET",
+        "--hw", metavar="HW.yaml|PRESET",
         help="hardware card (any family) or preset name (eyeriss_like, a100, lut_tc ...)",
     )  # fmt: skip
     p.add_argument(
@@ -76,6 +77,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_passes_arguments(p, error_flag=True)
+    add_timeloop_arguments(p)
     p.set_defaults(func=cmd_map)
 
 
@@ -250,6 +252,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
     from codesign.sim.report import plot_result, result_dict
 
+    args = resolve_timeloop(args)  # --timeloop-* flags -> MODEL, --hw, --mapping
     pipeline = parse_passes(args.passes)
     base_pipeline = pipeline
     if args.baseline_passes is not None:

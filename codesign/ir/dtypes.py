@@ -68,6 +68,26 @@ class DType(Enum):
                 return value
         raise ValueError(f"unsupported NumPy dtype {dt}")
 
+    def round(self, values: np.ndarray) -> np.ndarray:
+        """``values`` rounded to this storage type, in its NumPy holder (see `numpy`).
+
+        F16 and BF16 round to nearest, ties to even, overflowing to infinity as IEEE casts do
+        (NumPy's float16 cast; BF16 keeps the top 16 bits of the rounded float32). Other types
+        are only converted to their holder: integer and minifloat rounding is the quantization
+        passes' business (they choose scales and saturation).
+        """
+        if self is DType.BF16:
+            return _round_bf16(np.asarray(values, dtype=np.float32))
+        return np.asarray(values).astype(self.numpy, copy=False)
+
+
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> nearest bfloat16 (ties to even), held in float32; NaN stays NaN."""
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, out)
+
 
 _BITS = {
     DType.F64: 64, DType.F32: 32, DType.F16: 16, DType.BF16: 16, DType.FP8_E4M3: 8,

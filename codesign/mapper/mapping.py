@@ -1,5 +1,6 @@
 """A Mapping: per storage level, temporal loops (outer to inner), X/Y spatial unrolling below the
-level, and which tensors the level keeps.
+level, and which tensors the level keeps (any level may bypass any tensor, DRAM included, as
+long as some level keeps it; tensors may be named as Timeloop names them: Weights/Inputs/Outputs).
 
 Nest order, outermost first: level 0 temporal, level 0 spatial, level 1 temporal, ... The loops
 of level ``l`` and everything below it form the tile that one instance of level ``l`` holds.
@@ -134,11 +135,16 @@ def mapping_errors(mapping: Mapping, problem: Problem, arch: Arch) -> list[str]:
             used = math.prod(loop.bound for loop in loops)
             if used > limit:
                 errors.append(f"{where}.{field}: unrolls {used} > fan-out {limit} of {hw.name}")
-        unknown = level.keep - tensors
+        unknown = problem.canonical_names(level.keep) - tensors
         if unknown:
-            errors.append(f"{where}.keep: unknown tensors {sorted(unknown)}")
-    if mapping.levels and mapping.levels[0].keep != frozenset(tensors):
-        errors.append(f"levels[0].keep: {names[0]} must keep every tensor {sorted(tensors)}")
+            errors.append(
+                f"{where}.keep: unknown tensors {sorted(unknown)} (known: {sorted(tensors)} "
+                "or Timeloop's Weights/Inputs/Outputs)"
+            )
+    kept = frozenset().union(*(problem.canonical_names(lv.keep) for lv in mapping.levels))
+    homeless = tensors - kept
+    if homeless:
+        errors.append(f"keep: tensors {sorted(homeless)} are kept at no level")
     for dim, bound in problem.dims:
         chain = [f for f in factors[dim] if f > 1]
         total = math.prod(chain)
@@ -180,8 +186,9 @@ def to_arrays(mappings: list[Mapping], problem: Problem, arch: Arch) -> MappingA
                 spatial_x[b, l_index, dim_index[loop.dim]] *= loop.bound
             for loop in level.spatial_y:
                 spatial_y[b, l_index, dim_index[loop.dim]] *= loop.bound
+            kept = problem.canonical_names(level.keep)
             for t_index, tensor in enumerate(problem.tensors):
-                keep[b, l_index, t_index] = tensor.name in level.keep
+                keep[b, l_index, t_index] = tensor.name in kept
     return MappingArrays(temporal, spatial_x, spatial_y, order, keep)
 
 
@@ -220,6 +227,7 @@ class _LevelSpec(BaseModel):
     spatial_x: tuple[LoopSpec, ...] = ()
     spatial_y: tuple[LoopSpec, ...] = ()
     keep: tuple[str, ...] | None = None
+    bypass: tuple[str, ...] = ()
 
 
 class _MappingSpec(BaseModel):
@@ -233,7 +241,11 @@ def load_mapping(
 ) -> Mapping:
     """Read a mapping YAML; with ``problem`` and ``arch`` also check it is a valid mapping.
 
-    A level without ``keep`` keeps the tensors its arch level keeps (needs ``arch``).
+    A level without ``keep`` keeps the tensors its arch level keeps (needs ``arch``), less its
+    ``bypass`` list. Any level may bypass a tensor, DRAM included: a tensor's outermost keeping
+    level is then its home, holding it for the whole Einsum (an on-chip intermediate of a fused
+    group). Tensors may be named by their own names or, given ``problem``, by Timeloop's
+    Weights/Inputs/Outputs; names are stored canonical (the problem's own).
     """
     spec = load_validated(path, _MappingSpec)
     levels = []
@@ -244,6 +256,23 @@ def load_mapping(
             keep = default_keep(problem, arch, index)
         else:
             keep = frozenset(level.keep)
+        bypass = frozenset(level.bypass)
+        if problem is not None:
+            for field, names in (("keep", keep), ("bypass", bypass)):
+                unknown = sorted(n for n in names if problem.resolve(n) is None)
+                if unknown:
+                    known = ", ".join(t.name for t in problem.tensors)
+                    raise input_error(
+                        path,
+                        ("levels", index, field),
+                        f"unknown tensors {unknown} (known: {known}, or Weights/Inputs/Outputs)",
+                    )
+            keep, bypass = problem.canonical_names(keep), problem.canonical_names(bypass)
+        if level.keep is not None and keep & bypass:
+            raise input_error(
+                path, ("levels", index), f"{sorted(keep & bypass)} both kept and bypassed"
+            )
+        keep = keep - bypass
         levels.append(
             LevelMapping(
                 level=level.level,

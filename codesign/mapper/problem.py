@@ -14,6 +14,14 @@ from codesign.hwmodels.arch import TensorRole
 
 Projection = tuple[tuple[tuple[str, int], ...], ...]
 
+# Timeloop's dataspace names for the three operands of a MAC (conv2D's Weights/Inputs/Outputs):
+# mappings and constraints may name a problem's tensors this way, whatever the tensors are called.
+TIMELOOP_DATASPACES = {
+    "weights": TensorRole.WEIGHT,
+    "inputs": TensorRole.INPUT,
+    "outputs": TensorRole.OUTPUT,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ProblemTensor:
@@ -92,6 +100,22 @@ class Problem:
             if tensor.name == name:
                 return tensor
         raise KeyError(name)
+
+    def resolve(self, name: str) -> ProblemTensor | None:
+        """The tensor a mapping or constraint means by ``name``: the tensor of that name, else
+        the one whose role a Timeloop dataspace name (Weights, Inputs, Outputs; any case) names,
+        if exactly one tensor has it; None when nothing matches."""
+        for tensor in self.tensors:
+            if tensor.name == name:
+                return tensor
+        role = TIMELOOP_DATASPACES.get(name.lower())
+        matches = [tensor for tensor in self.tensors if tensor.role is role]
+        return matches[0] if role is not None and len(matches) == 1 else None
+
+    def canonical_names(self, names: frozenset[str]) -> frozenset[str]:
+        """``names`` with Timeloop aliases replaced by tensor names (unknown names kept)."""
+        resolved = {name: self.resolve(name) for name in names}
+        return frozenset(name if t is None else t.name for name, t in resolved.items())
 
     def tensor_size(self, tensor: ProblemTensor) -> int:
         """Elements of the whole tensor (the footprint of the full iteration space)."""

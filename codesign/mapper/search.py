@@ -179,15 +179,20 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     may_keep = np.array(
         [[t.name in default_keep(problem, arch, i) for t in problem.tensors] for i in range(n_l)]
     )
-    for level, tensor in c.bypass:
+    for level, alias in c.bypass:
         index = level_of(level, "bypass")
-        if tensor not in tensors:
-            raise InputError(f"constraints.bypass: unknown tensor {tensor!r}")
-        if index == 0:
-            raise InputError(f"constraints.bypass: {level} is the backing store; it keeps all")
-        may_keep[index, tensors[tensor]] = False
+        resolved = problem.resolve(alias)  # own name or Timeloop's Weights/Inputs/Outputs
+        if resolved is None:
+            raise InputError(f"constraints.bypass: unknown tensor {alias!r}")
+        may_keep[index, tensors[resolved.name]] = False
     must_keep = may_keep.copy() if c.keep_fixed else np.zeros_like(may_keep)
-    must_keep[0] = True
+    # Every tensor's home (outermost keeping level) is fixed: DRAM, or for a tensor bypassing
+    # DRAM (a fused group's on-chip intermediate) the next level that may keep it.
+    for t_index, tensor in enumerate(problem.tensors):
+        homes = np.flatnonzero(may_keep[:, t_index])
+        if homes.size == 0:
+            raise InputError(f"constraints.bypass: tensor {tensor.name} is kept at no level")
+        must_keep[homes[0], t_index] = True
     if not 0.0 <= c.min_utilization <= 1.0:
         raise InputError(f"constraints.min_utilization: {c.min_utilization} not in [0, 1]")
     # A level too small for any mapping: even 1-word tiles of its mandatory tensors overflow.

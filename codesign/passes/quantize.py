@@ -46,6 +46,8 @@ class WeightFormat(Enum):
     MXFP4 = "mxfp4"
     MXINT8 = "mxint8"
     BITMOD = "bitmod"
+    FP16 = "fp16"  # IEEE half: a plain cast, no scale
+    BF16 = "bf16"  # bfloat16: a plain cast, no scale
 
 
 class Granularity(Enum):
@@ -64,6 +66,7 @@ _MX = {
     WeightFormat.MXFP6: nm.FP6_E2M3, WeightFormat.MXFP6_E3M2: nm.FP6_E3M2,
     WeightFormat.MXFP4: nm.FP4_E2M1, WeightFormat.MXINT8: None,
 }  # fmt: skip
+_CAST = {WeightFormat.FP16: DType.F16, WeightFormat.BF16: DType.BF16}
 MX_BLOCK = 32  # OCP MX v1.0 block size
 BITMOD_GROUP = 128
 
@@ -162,7 +165,19 @@ def _layout(options: QuantizeOptions, axis: int | None) -> tuple[int | None, int
 
 
 def quantize_weight(spec: TensorSpec, axis: int | None, options: QuantizeOptions) -> TensorSpec:
-    """The weight with dequantized data, code dtype and `Quantization` record."""
+    """The weight with dequantized data, code dtype and `Quantization` record.
+
+    FP16/BF16 are storage casts, not scaled codes: the weight becomes an F16/BF16 tensor (no
+    `Quantization` record, no scale bytes) holding its values rounded to nearest-even.
+    """
+    if options.format in _CAST:
+        dtype = _CAST[options.format]
+        data, sparse = spec.data, spec.sparse
+        if data is not None:
+            data = dtype.round(data)
+            if sparse is not None:  # underflow may zero kept weights of a pruned tensor
+                sparse = replace(sparse, density=float(np.count_nonzero(data)) / data.size)
+        return replace(spec, dtype=dtype, quant=None, data=data, sparse=sparse)
     q_axis, group = _layout(options, axis)
     if q_axis is None:
         group = None
@@ -217,7 +232,7 @@ def replace_tensors(cascade: Cascade, new: dict[str, TensorSpec]) -> Cascade:
 
 @register_pass("quantize", QuantizeOptions)
 def quantize(cascade: Cascade, options: QuantizeOptions, context: PassContext) -> Cascade:
-    """Quantize contraction weights (INTn, ternary, FP8/6/4, MX, BitMoD); simulated."""
+    """Quantize contraction weights (INTn, ternary, FP8/6/4, MX, BitMoD; FP16/BF16 casts)."""
     weights = quantizable_weights(cascade, options.einsums)
     new = {
         name: quantize_weight(cascade.tensor(name), axis, options) for name, axis in weights.items()

@@ -15,8 +15,13 @@ Per tensor t and level l that keeps t (per instance of l; see docs/hwmodels.md):
   per MAC. reads = updates - D and fills = N*T - D, where D is the distinct outputs an instance
   produces (the first write of each output needs no read).
 
+Home: a tensor's outermost keeping level. A home below DRAM (an on-chip intermediate of a fused
+group) is neither filled nor drained and holds every element its instance touches.
+
 cycles = max(compute cycles, each level's reads / read bandwidth and (fills + updates) / write
-bandwidth); energy = sum of actions * ERT per-word energy + leakage * cycles * instances.
+bandwidth); energy = sum of actions * ERT per-word energy + leakage * cycles * instances, each
+per-instance action count rounded up to whole blocks of the level's ``block_words`` (Timeloop
+charges ``ceil(accesses / block size)`` vector accesses; docs/timeloop.md).
 """
 
 from __future__ import annotations
@@ -79,8 +84,7 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     """Price every mapping of a batch at once (see the module docstring for the equations)."""
     temporal = arrays.temporal.astype(np.float64)
     spatial = (arrays.spatial_x * arrays.spatial_y).astype(np.float64)
-    keep = arrays.keep.copy()
-    keep[:, 0, :] = True
+    keep = arrays.keep
     n_b, n_l, n_d = temporal.shape
     n_t = len(problem.tensors)
     coef = _projection_coefficients(problem)
@@ -144,6 +148,16 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
         output_fills = np.maximum(residency[:, level] - distinct[:, level], 0)
         fills[:, level] = np.where(is_output[None, :], output_fills, read_only_fills)
 
+    # Home of each tensor: its outermost keeping level. A home below DRAM (a fused group's
+    # on-chip intermediate) holds the whole tensor for the Einsum: it is never filled from
+    # above nor drained upward, and its capacity holds every element its instance touches.
+    home = np.argmax(keep, axis=1)  # (B, T)
+    homed = np.any(keep, axis=1)
+    at_home = (np.arange(n_l)[None, :, None] == home[:, None, :]) & homed[:, None, :]
+    on_chip_home = at_home & (np.arange(n_l)[None, :, None] > 0)
+    fills = np.where(at_home, 0.0, fills)
+    tile = np.where(on_chip_home, distinct, tile)
+
     # Child of each kept level: the next lower level that keeps the tensor (L = compute).
     child = np.full((n_b, n_l, n_t), n_l)
     nxt = np.full((n_b, n_t), n_l)
@@ -181,7 +195,7 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
         axis=1,
     )
     covers = np.all(np.prod(per_level, axis=1) >= np.array(problem.bounds)[None, :], axis=1)
-    valid = ~np.any(over_capacity, axis=1) & spatial_ok & covers
+    valid = ~np.any(over_capacity, axis=1) & spatial_ok & covers & np.all(homed, axis=1)
 
     # Cycles.
     compute_cycles = np.prod(temporal, axis=(1, 2))
@@ -197,9 +211,12 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     e_write = np.array([lv.write_energy_pj for lv in arch.levels])[None, :, None]
     e_update = np.array([lv.update_energy_pj for lv in arch.levels])[None, :, None]
     leak = np.array([lv.leak_energy_pj_per_cycle for lv in arch.levels])[None, :]
-    tensor_energy = (reads * e_read + fills * e_write + updates * e_update) * instances[
-        :, :n_l, None
-    ]
+    block = np.array([lv.block_words for lv in arch.levels], dtype=np.float64)[None, :, None]
+    tensor_energy = (
+        _blocks(reads, block) * e_read
+        + _blocks(fills, block) * e_write
+        + _blocks(updates, block) * e_update
+    ) * instances[:, :n_l, None]
     leak_energy = leak * cycles[:, None] * instances[:, :n_l]
     level_energy = tensor_energy.sum(axis=2) + leak_energy
     compute_energy = (
@@ -224,6 +241,14 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
         tile=np.where(keep, tile, 0),
         instances=instances,
     )
+
+
+def _blocks(words: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Words moved by whole-block accesses: each instance's per-tensor, per-action word count
+    rounded up to a multiple of the level's block, as Timeloop's ``ComputeVectorAccesses``
+    charges ``ceil(scalar accesses / block size)`` vector accesses. The tolerance keeps float
+    counts that are whole multiples (1535.9999999) from gaining a block."""
+    return np.ceil(words / block - 1e-9) * block
 
 
 def _bw(bandwidth: float | None) -> float:
