@@ -71,7 +71,7 @@ cascade bad {
   input LM: f32[P=3,M1=4]
   output RM: f32[P=3,M1=5]
   rm_init: RM[p,0] = (-inf)
-  rm_step: RM[p,m1+1] = max[j:2] max(RM[p,m1], LM[p,m1+0*j]) over {m1:4}
+  rm_step: RM[p,m1+1] = max[j:2] max(RM[p,m1], LM[p,j]) over {m1:4}
 }
 """,
     "earlier step": """\
