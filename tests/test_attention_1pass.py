@@ -56,7 +56,7 @@ cascade attn {
   SM_rnv_step (MatMul): SM_rnv[d0,d1,m1+1] = SM_rnv[d0,d1,m1] * SM_prm[d0,m1] + SM_slnv[d0,d1,m1] over {m1:2}
   AV (MatMul): AV[d0,d1] = SM_rnv[d0,d1,2] / SM_rd[d0,2]
 }
-"""
+"""  # noqa: E501
 
 
 def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -149,3 +149,20 @@ def test_crossing_fibres_grow_with_sequence_and_spill_past_the_buffer():
     assert long.spill_bytes(buffer_bytes) == 2 * 2 * 4 * 4096 * 4
     one, _ = run_pipeline(attention(4, 4096, 4, 4), "attention-1pass")
     assert count_passes(one, "M").spill_bytes(0) == 0
+
+
+def test_rank_passes_cli_reports_passes_and_spill(tmp_path):
+    from codesign.cli.main import main
+
+    model = tmp_path / "attn2.ein"
+    model.write_text(TWO_PASS)
+    out = tmp_path / "passes.json"
+    assert main(["rank-passes", str(model), "--rank", "M", "--buffer-bytes", "8",
+                 "--json", str(out)]) == 0  # fmt: skip
+    import json
+
+    (row,) = json.loads(out.read_text())["ranks"]
+    # QK (pass 1 -> 2) and SN (2 -> 2 is the same pass: not crossing); fibre of 8 f32 = 32 B
+    assert (row["rank"], row["passes"], row["crossing"]) == ("M", 2, ["QK"])
+    assert row["spill_bytes"] == 2 * 4 * 8 * 4
+    assert main(["rank-passes", str(model), "--rank", "Z"]) == 2

@@ -44,7 +44,8 @@ def test_iterative_einsum_text_round_trips_to_golden():
 def test_recurrence_is_derived_from_the_self_read():
     cascade = parse_cascade(RUNNING_MAX)
     rec = recurrence_of(cascade.einsum("rm_step"))
-    assert rec is not None and (rec.variable, rec.dim, rec.write_offset, rec.steps) == ("m1", 1, 1, 4)
+    assert rec is not None
+    assert (rec.variable, rec.dim, rec.write_offset, rec.steps) == ("m1", 1, 1, 4)
     assert recurrence_of(cascade.einsum("rm_init")) is None
 
 

@@ -5,7 +5,10 @@ M but whose inputs did (``GM[p] = max[m] QK[m,p]``) *completes* M: whatever read
 has to wait for the traversal to end, so it runs in a later pass.  Reading a tensor that still
 carries M (elementwise, or reduced over an inner tile rank only: ``LM[m1,p] = max[m0] ...``)
 streams along in the same pass, and so does an iterative Einsum's running state
-(`codesign.ir.recurrence`).  Hence 3-pass softmax (max; exp, sum; divide, AV) needs 3 passes
+(`codesign.ir.recurrence`).  An Einsum that does not traverse M but reads a tensor of a pass
+(the final state ``RNV[f,M1,p]``) sees it only once that pass has ended.
+
+Hence 3-pass softmax (max; exp, sum; divide, AV) needs 3 passes
 over the key rank, deferring the division after AV needs 2, and the online-softmax cascade 1.
 
 Which dimensions carry M: every tensor dimension whose rank is named M, then (forward only,
@@ -120,7 +123,9 @@ def count_passes(cascade: Cascade, rank: str) -> RankPasses:
             done = current if keeps else current + 1
             produced[out] = max(produced.get(out, 0), current)
         else:
-            done = start
+            # outside any traversal (e.g. reading a recurrence's final state RNV[f,M1,p]): it
+            # sees a tensor of a pass only once that pass has ended
+            done = max((_complete(t, ready, produced) for t in inputs), default=0)
         ready[out] = max(ready.get(out, 0), done)
     passes = max((p for _, p in einsum_pass), default=0)
     crossing: list[CrossingTensor] = []
@@ -137,14 +142,19 @@ def count_passes(cascade: Cascade, rank: str) -> RankPasses:
         crossing.append(CrossingTensor(name, made, later[-1], len(later), fiber_bytes,
                                        spec.size_bytes))  # fmt: skip
     extent = 0
-    for t in cascade.tensors:
+    for spec in cascade.tensors:
         size = 1
-        for d, n in enumerate(t.shape):
-            if (t.name, d) in dims:
+        for d, n in enumerate(spec.shape):
+            if (spec.name, d) in dims:
                 size *= n
-        if any((t.name, d) in dims for d in range(len(t.shape))):
+        if any((spec.name, d) in dims for d in range(len(spec.shape))):
             extent = max(extent, size)
     return RankPasses(rank, extent, passes, tuple(einsum_pass), tuple(crossing))
+
+
+def _complete(tensor: str, ready: dict[str, int], produced: dict[str, int]) -> int:
+    """The first pass that sees all of `tensor`."""
+    return max(ready.get(tensor, 0), produced[tensor] + 1 if tensor in produced else 0)
 
 
 def rank_names(cascade: Cascade) -> tuple[str, ...]:

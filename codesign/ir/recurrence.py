@@ -142,7 +142,9 @@ def _fix_index(index: IndexExpr, values: Mapping[str, int]) -> IndexExpr:
     return Gathered(index.tensor, tuple(_fix_index(i, values) for i in index.indices))
 
 
-def _fix_quasi(index: Affine | FloorDiv | Mod, values: Mapping[str, int]) -> Affine | FloorDiv | Mod:
+def _fix_quasi(
+    index: Affine | FloorDiv | Mod, values: Mapping[str, int]
+) -> Affine | FloorDiv | Mod:
     fixed = _fix_index(index, values)
     assert not isinstance(fixed, Gathered)
     return fixed

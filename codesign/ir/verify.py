@@ -187,7 +187,9 @@ def _check_iteration(cascade: Cascade, position: int, last_producer: dict[str, i
     if rec is not None:
         _check_initialised(cascade, position, rec)
     for access in einsum.inputs:
-        if access.tensor == einsum.output.tensor or last_producer.get(access.tensor, -1) <= position:
+        if access.tensor == einsum.output.tensor:
+            continue
+        if last_producer.get(access.tensor, -1) <= position:
             continue
         read = _read_box(cascade, einsum, access)
         for later in cascade.einsums[position + 1 :]:
