@@ -81,7 +81,7 @@ def rank_dims(cascade: Cascade, rank: str) -> frozenset[Dim]:
     while changed:
         changed = False
         for einsum in cascade.einsums:
-            mvars = _rank_vars(einsum, dims)
+            mvars = rank_vars(einsum, dims)
             out = einsum.output
             for d, index in enumerate(out.indices):
                 if (out.tensor, d) not in dims and set(index.variables) & mvars:
@@ -90,7 +90,7 @@ def rank_dims(cascade: Cascade, rank: str) -> frozenset[Dim]:
     return frozenset(dims)
 
 
-def _rank_vars(einsum: Einsum, dims: set[Dim] | frozenset[Dim]) -> set[str]:
+def rank_vars(einsum: Einsum, dims: set[Dim] | frozenset[Dim]) -> set[str]:
     names: set[str] = set()
     for access in (einsum.output, *einsum.inputs):
         for d, index in enumerate(access.indices):
@@ -114,7 +114,7 @@ def count_passes(cascade: Cascade, rank: str) -> RankPasses:
         inputs = [t for t in einsum.input_tensors if t != einsum.output.tensor]
         start = max((ready.get(t, 0) for t in inputs), default=0)
         out = einsum.output.tensor
-        if _rank_vars(einsum, dims) & set(einsum.extents):
+        if rank_vars(einsum, dims) & set(einsum.extents):
             current = max(start, 1)
             einsum_pass.append((einsum.name, current))
             for t in inputs:
@@ -162,4 +162,4 @@ def rank_names(cascade: Cascade) -> tuple[str, ...]:
     return tuple(sorted({r for t in cascade.tensors for r in t.ranks}))
 
 
-__all__ = ["CrossingTensor", "RankPasses", "count_passes", "rank_dims", "rank_names"]
+__all__ = ["CrossingTensor", "RankPasses", "count_passes", "rank_dims", "rank_names", "rank_vars"]
