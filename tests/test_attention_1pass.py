@@ -166,3 +166,24 @@ def test_rank_passes_cli_reports_passes_and_spill(tmp_path):
     assert (row["rank"], row["passes"], row["crossing"]) == ("M", 2, ["QK"])
     assert row["spill_bytes"] == 2 * 4 * 8 * 4
     assert main(["rank-passes", str(model), "--rank", "Z"]) == 2
+
+
+def test_attention_1pass_on_an_onnx_attention(tmp_path):
+    torch = pytest.importorskip("torch")
+    from codesign.frontends.onnx import load_onnx
+
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1) @ v
+
+    path = tmp_path / "attention.onnx"
+    shapes = ((2, 3, 8, 16), (2, 3, 12, 16), (2, 3, 12, 5))
+    torch.onnx.export(Attention(), tuple(torch.randn(*s) for s in shapes), str(path),
+                      input_names=["q", "k", "v"], dynamo=False)  # fmt: skip
+    cascade = load_onnx(str(path))
+    out, _ = run_pipeline(cascade, "attention-1pass{tile=4}")
+    verify(out)
+    assert any(e.name.endswith("rm_step") for e in out.einsums)
+    x = sample_inputs(cascade, 0)
+    (name,) = interpret(cascade, x)
+    assert _rel_err(interpret(cascade, x)[name], interpret(out, x)[name]) <= 1e-5

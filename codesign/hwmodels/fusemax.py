@@ -123,6 +123,10 @@ class AttentionArray:
     family: str = FAMILY
 
     @property
+    def clock_ghz(self) -> float:
+        return self.clock_mhz / 1e3
+
+    @property
     def dram_bytes_per_cycle(self) -> float:
         return self.dram_bandwidth_gbps * 1e9 / (self.clock_mhz * 1e6)
 
@@ -140,7 +144,12 @@ def _array(spec: ArraySpec) -> PeArray:
 
 def load_attention_array(path: str | Path) -> AttentionArray:
     """Validate a ``family: attention_array`` YAML into an `AttentionArray`."""
-    spec = load_validated(path, AttentionArraySpec)
+    return attention_array_from_spec(load_validated(path, AttentionArraySpec), Path(path))
+
+
+def attention_array_from_spec(spec: AttentionArraySpec, path: Path) -> AttentionArray:
+    """The frozen hardware of a validated spec (the build step a family registry calls)."""
+    del path  # the card references no other file
     return AttentionArray(
         spec.name, spec.clock_mhz, spec.word_bytes, spec.exp_on_2d, _array(spec.array_2d),
         _array(spec.array_1d), spec.buffer.bytes, spec.buffer.access_pj_per_word,
@@ -148,4 +157,7 @@ def load_attention_array(path: str | Path) -> AttentionArray:
     )  # fmt: skip
 
 
-__all__ = ["AttentionArray", "Op", "PeArray", "load_attention_array"]
+__all__ = [
+    "AttentionArray", "AttentionArraySpec", "Op", "PeArray", "attention_array_from_spec",
+    "load_attention_array",
+]  # fmt: skip
