@@ -69,8 +69,10 @@ def test_attention_1pass_prints_the_online_softmax_cascade():
     assert parse_cascade(GOLDEN_1PASS) == out
 
 
-@pytest.mark.parametrize(("p", "m", "tile", "seed"), [(6, 8, 4, 0), (3, 12, 3, 1), (5, 16, 1, 2),
-                                                       (2, 10, 10, 3), (7, 64, 0, 4)])
+@pytest.mark.parametrize(
+    ("p", "m", "tile", "seed"),
+    [(6, 8, 4, 0), (3, 12, 3, 1), (5, 16, 1, 2), (2, 10, 10, 3), (7, 64, 0, 4)],
+)
 def test_attention_1pass_equals_3pass_on_random_attention(p, m, tile, seed):
     cascade = attention(p, m, 16, 8)
     out, _ = run_pipeline(cascade, f"attention-1pass{{tile={tile}}}")

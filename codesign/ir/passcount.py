@@ -74,9 +74,7 @@ class RankPasses:
 
 def rank_dims(cascade: Cascade, rank: str) -> frozenset[Dim]:
     """The tensor dimensions that carry `rank` (see the module docstring)."""
-    dims = {
-        (t.name, d) for t in cascade.tensors for d, r in enumerate(t.ranks) if r == rank
-    }
+    dims = {(t.name, d) for t in cascade.tensors for d, r in enumerate(t.ranks) if r == rank}
     changed = True
     while changed:
         changed = False
