@@ -192,7 +192,7 @@ def fused_traffic(cascade: Cascade, hw: AttentionArray) -> tuple[float, int]:
     q, k, v, av = cascade.tensor("Q"), cascade.tensor("K"), cascade.tensor("V"), cascade.outputs[0]
     rows = q.shape[2]
     row_io = (q.shape[3] + av.shape[-1]) * hw.word_bytes
-    states = [t for t in {e.output.tensor for e in cascade.einsums if is_iterative(e)}]
+    states = sorted({e.output.tensor for e in cascade.einsums if is_iterative(e)})
     if states:  # the running state of every query row: Q row + running max, sum and numerator
         row_state = q.shape[3] * hw.word_bytes + sum(
             _bytes(cascade, s) // (math.prod(q.shape[:3]) * cascade.tensor(s).shape[-1])
