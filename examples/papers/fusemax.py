@@ -72,14 +72,17 @@ def points(models: tuple[Transformer, ...] = MODELS, seqs: tuple[int, ...] = SEQ
                 attention = evaluate_attention(design, model, seq, arch)
                 whole = combine(attention, evaluate_linear(model, seq, arch))
                 for scope, cost in (("attention", attention), ("end_to_end", whole)):
-                    rows.append(_row(model, seq, design, scope, cost))
+                    rows.append(_row(model, seq, design, scope, cost, arch.clock_mhz))
     return rows
 
 
-def _row(model: Transformer, seq: int, design: Design, scope: str, cost: Cost) -> dict:
+def _row(
+    model: Transformer, seq: int, design: Design, scope: str, cost: Cost, clock_mhz: float
+) -> dict:
     return {
         "model": model.name, "seq": _seq_label(seq), "design": design.value, "scope": scope,
-        "cycles": cost.cycles, "energy_pj": cost.energy_pj, "dram_bytes": cost.dram_bytes,
+        "cycles": cost.cycles, "seconds": cost.cycles / (clock_mhz * 1e6),
+        "energy_pj": cost.energy_pj, "dram_bytes": cost.dram_bytes,
         "utilization_2d": cost.utilization_2d, "utilization_1d": cost.utilization_1d,
     }  # fmt: skip
 
@@ -111,6 +114,14 @@ def report(rows: list[dict]) -> dict:
 def case_value(doc: dict, case: dict) -> float:
     """codesign's value for one validation case (tests/validation/fusemax.yaml)."""
     inputs = case["inputs"]
+    if "model" in inputs:  # one point: seconds or a utilization
+        (row,) = (
+            r
+            for r in doc["points"]
+            if (r["model"], r["seq"], r["design"], r["scope"])
+            == (inputs["model"], inputs["seq"], inputs["design"], inputs["scope"])
+        )
+        return row[inputs["metric"]]
     if inputs["metric"] == "utilization_2d_min":
         return doc[inputs["scope"]]["fusemax_utilization_2d_min"]
     return doc[inputs["scope"]][inputs["metric"]]
