@@ -334,17 +334,10 @@ def attention_1pass(
     """3-pass softmax attention -> 1-pass online softmax over a tiled key rank (FuseMax)."""
     if options.tile < 0:
         raise InputError(f"attention-1pass: tile must be >= 0, got {options.tile}")
-    done: set[str] = set()
     while True:
         att = next(
-            (
-                a
-                for e in cascade.einsums
-                if e.name not in done and (a := match_attention(cascade, e)) is not None
-            ),
-            None,
+            (a for e in cascade.einsums if (a := match_attention(cascade, e)) is not None), None
         )
         if att is None:
             return cascade
-        done.add(att.max_.name)
         cascade = rewrite_attention(cascade, att, options.tile)
