@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cli import timeloop_opt
 
     timeloop_opt.add_parser(sub)
+    from codesign.cli import rank_passes_cmd
+
+    rank_passes_cmd.add_parser(sub, _model_args)
     return parser
 
 

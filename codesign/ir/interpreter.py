@@ -19,6 +19,7 @@ from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 from codesign.ir.traits import product_factors
+from codesign.ir.recurrence import RecurrenceError, recurrence_of, step_einsum
 
 Array = np.ndarray
 
@@ -96,7 +97,8 @@ def interpret(
                 raise InputError(f"weight {tensor.name} has no data; pass it in inputs")
             env[tensor.name] = np.asarray(tensor.data, dtype=tensor.value_dtype)
     for einsum in cascade.einsums:
-        _run_einsum(cascade, einsum, env)
+        if not _run_iterative(cascade, einsum, env):
+            _run_einsum(cascade, einsum, env)
     if keep_intermediates:
         return env
     return {t.name: env[t.name] for t in cascade.outputs}
@@ -147,6 +149,25 @@ def _run_einsum(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> None
         for i in einsum.output.indices
     )
     target[index] = _cast(result, spec.dtype, spec.quant is not None)
+
+
+# -- iterative Einsums ---------------------------------------------------------------------------
+
+
+def _run_iterative(cascade: Cascade, einsum: Einsum, env: dict[str, Array]) -> bool:
+    """Run an iterative Einsum one step of its iterated variable at a time (each step reads
+    what the previous ones wrote); False when `einsum` is not iterative."""
+    try:
+        rec = recurrence_of(einsum)
+    except RecurrenceError as exc:
+        raise InputError(f"einsum {einsum.name}: {exc}") from None
+    if rec is None:
+        return False
+    if einsum.output.tensor not in env:
+        raise InputError(f"einsum {einsum.name}: reads {einsum.output.tensor} before it is set")
+    for step in range(rec.steps):
+        _run_einsum(cascade, step_einsum(einsum, rec, step), env)
+    return True
 
 
 def _cast(values: Array, dtype: DType, quantized: bool = False) -> Array:

@@ -14,6 +14,7 @@ from codesign.ir.cascade import Cascade, Einsum, Role, SparseFormat, TensorSpec
 from codesign.ir.expr import Access, walk
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 from codesign.ir.printer import print_cascade
+from codesign.ir.recurrence import Recurrence, RecurrenceError, recurrence_of
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED = frozenset(
@@ -47,12 +48,14 @@ def verify(cascade: Cascade) -> None:
     _check_tensors(cascade)
     written: dict[str, int] = {}
     names: set[str] = set()
-    for einsum in cascade.einsums:
+    last_producer = {e.output.tensor: k for k, e in enumerate(cascade.einsums)}
+    for position, einsum in enumerate(cascade.einsums):
         try:
             if einsum.name in names:
                 raise VerifyError(f"duplicate einsum name {einsum.name}")
             names.add(einsum.name)
             _check_einsum(cascade, einsum, written)
+            _check_iteration(cascade, position, last_producer)
         except VerifyError as exc:
             raise VerifyError(f"einsum {einsum.name}: {exc}{_context(cascade, einsum)}") from None
         written[einsum.output.tensor] = written.get(einsum.output.tensor, 0) + math.prod(
@@ -167,6 +170,60 @@ def _check_einsum(cascade: Cascade, einsum: Einsum, written: dict[str, int]) -> 
     for index in out.indices:
         assert isinstance(index, Affine)
     _check_disjoint_regions(cascade, einsum)
+
+
+# -- iterative Einsums (codesign.ir.recurrence) ------------------------------------------------
+
+
+def _check_iteration(cascade: Cascade, position: int, last_producer: dict[str, int]) -> None:
+    """A self-read must have the supported recurrence form with its initial positions written
+    by earlier Einsums; any other read may not touch a region a *later* Einsum writes (a
+    recurrence spread over several Einsums is not supported and would interpret wrongly)."""
+    einsum = cascade.einsums[position]
+    try:
+        rec = recurrence_of(einsum)
+    except RecurrenceError as exc:
+        raise VerifyError(str(exc)) from None
+    if rec is not None:
+        _check_initialised(cascade, position, rec)
+    for access in einsum.inputs:
+        if access.tensor == einsum.output.tensor:
+            continue
+        if last_producer.get(access.tensor, -1) <= position:
+            continue
+        read = _read_box(cascade, einsum, access)
+        for later in cascade.einsums[position + 1 :]:
+            if later.output.tensor == access.tensor and _overlap(read, _box(later)):
+                raise VerifyError(
+                    f"reads {access.tensor} where the later einsum {later.name} writes it (a "
+                    "recurrence across einsums is unsupported: write it as one self-referential "
+                    "einsum)"
+                )
+
+
+def _check_initialised(cascade: Cascade, position: int, rec: Recurrence) -> None:
+    einsum = cascade.einsums[position]
+    first, last = rec.initial_positions
+    earlier = [e for e in cascade.einsums[:position] if e.output.tensor == einsum.output.tensor]
+    for pos in range(first, last + 1):
+        if not any(_box(e)[rec.dim][0] <= pos <= _box(e)[rec.dim][1] for e in earlier):
+            raise VerifyError(
+                f"iterative einsum reads {einsum.output.tensor} at {rec.variable}+{pos} on its "
+                "first step, which no earlier einsum initialises"
+            )
+
+
+def _read_box(cascade: Cascade, einsum: Einsum, access: Access) -> list[tuple[int, int]]:
+    shape = cascade.tensor(access.tensor).shape
+    extents = einsum.extents
+    return [
+        i.bounds(extents) if isinstance(i, (Affine, FloorDiv, Mod)) else (0, n - 1)
+        for i, n in zip(access.indices, shape, strict=True)
+    ]
+
+
+def _overlap(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
+    return all(lo1 <= hi2 and lo2 <= hi1 for (lo1, hi1), (lo2, hi2) in zip(a, b, strict=True))
 
 
 def _check_access(

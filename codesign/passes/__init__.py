@@ -8,6 +8,7 @@ See docs/passes.md for the syntax, every pass and its options.
 
 # Importing the pass modules registers them (canonicalize, quantize, quantize-activations,
 # mixed-precision) in `PASSES`.
+from codesign.passes import attention_1pass as _attention_1pass  # noqa: F401
 from codesign.passes import canonicalize as _canonicalize  # noqa: F401
 from codesign.passes import lut_precompute as _lut_precompute  # noqa: F401
 from codesign.passes import mixed_precision as _mixed_precision  # noqa: F401
