@@ -35,7 +35,6 @@ import numpy as np
 
 from codesign.errors import InputError
 from codesign.frontends.llm_config import (
-    PRESETS,
     Activation,
     Block,
     LLMConfig,
@@ -43,9 +42,12 @@ from codesign.frontends.llm_config import (
     Phase,
     Positions,
     Workload,
+    active_experts,
     param_count,
-    preset,
 )
+from codesign.frontends.llm_presets import preset, presets, resolve_llm
+
+PRESETS = presets()  # name -> LLMConfig of every bundled config.json
 from codesign.ir.builder import CascadeBuilder, var_access
 from codesign.ir.cascade import Cascade, Role, TensorSpec
 from codesign.ir.dtypes import DType
@@ -55,19 +57,21 @@ from codesign.ir.index import Affine, Gathered
 __all__ = [
     "LABELS", "OPS", "PRESETS", "LLMConfig", "Phase", "Workload", "attach_random_weights",
     "attach_weights", "build_llm", "kv_cache_from_prefill", "label_of", "layer_of",
-    "llm_from_spec", "llm_inputs", "param_count", "preset", "rope_tables",
+    "llm_from_spec", "llm_inputs", "param_count", "preset", "resolve_llm", "rope_tables",
 ]  # fmt: skip
 
 # Layer-type labels, in forward order.  Longer labels first where one prefixes another.
 LABELS = (
     "embed_norm", "embed", "attn_norm", "q_proj", "k_proj", "v_proj", "rope", "kv_cache",
     "qk_matmul", "attn_scale", "softmax", "sv_matmul", "out_proj", "attn_add", "mlp_norm",
-    "gate_proj", "up_proj", "fc1", "mlp_act", "down_proj", "fc2", "mlp_add", "final_norm",
-    "lm_head",
+    "gate_proj", "up_proj", "fc1", "mlp_act", "down_proj", "fc2", "router", "expert_gate",
+    "expert_up", "expert_act", "expert_down", "moe_combine", "shared_gate_proj",
+    "shared_up_proj", "shared_act", "shared_down_proj", "shared_expert_gate", "shared_add",
+    "mlp_add", "final_norm", "lm_head",
 )  # fmt: skip
 OPS = (
     "Embedding", "Norm", "Linear", "Rotary", "KVCache", "Attention", "Softmax", "Activation",
-    "Residual",
+    "Residual", "Router", "Expert",
 )  # fmt: skip
 _LAYER = re.compile(r"^L(\d+)_")
 _ACT = {
@@ -103,7 +107,8 @@ class _LLMBuilder:
         self.b = CascadeBuilder(f"{config.name}_{workload.phase.value}")
         self.dt = config.dtype
         self.batch, self.new = workload.batch, workload.new_tokens
-        self.past, self.keys = workload.cache_len, workload.keys
+        self.past = cached_keys(config, workload)
+        self.keys = self.past + self.new
 
     # -- helpers
     def weight(self, name: str, shape: tuple[int, ...], ranks: tuple[str, ...]) -> str:
@@ -303,21 +308,24 @@ class _LLMBuilder:
         bo = self.weight(f"{p}bo", (c.hidden,), ("OUT",)) if c.out_bias else None
         return self.linear(f"{p}out_proj", ctx, wo, bo, Role.INTERMEDIATE)
 
-    def mlp(self, p: str, x: str) -> str:
+    def mlp(self, p: str, x: str, width: int | None = None, prefix: str = "") -> str:
+        """The dense MLP (or a MoE's shared expert: `prefix` "shared_", its `width`)."""
         c, b = self.c, self.b
         act = _ACT[c.activation]
 
         def lin(label: str, wname: str, x_: str, shape: tuple[int, int]) -> str:
-            w = self.weight(f"{p}w_{wname}", shape, ("IN", "OUT"))
-            bias = self.weight(f"{p}b_{wname}", (shape[1],), ("OUT",)) if c.mlp_bias else None
-            return self.linear(f"{p}{label}", x_, w, bias, Role.INTERMEDIATE)
+            w = self.weight(f"{p}w_{prefix}{wname}", shape, ("IN", "OUT"))
+            bias = (
+                self.weight(f"{p}b_{prefix}{wname}", (shape[1],), ("OUT",)) if c.mlp_bias else None
+            )
+            return self.linear(f"{p}{prefix}{label}", x_, w, bias, Role.INTERMEDIATE)
 
-        h, f = c.hidden, c.intermediate
+        h, f = c.hidden, width or c.intermediate
         if c.gated_mlp:
             gate = lin("gate_proj", "gate", x, (h, f))
             up = lin("up_proj", "up", x, (h, f))
             hid = b.map(
-                f"{p}mlp_act",
+                f"{p}{prefix}act" if prefix else f"{p}mlp_act",
                 [gate, up],
                 lambda g, u: Binary(BinaryOp.MUL, Unary(act, g), u),
                 op="Activation",
@@ -328,6 +336,78 @@ class _LLMBuilder:
         )
         return lin("fc2", "fc2", hid, (f, h))
 
+    def moe(self, p: str, x: str) -> str:
+        """Mixture of experts: router, the top-k experts of every token, their weighted sum,
+        plus the shared expert.  Routing is data: ``{p}expert_slot`` [b, s, k] picks, for
+        each token's k choices, an entry of ``{p}experts_active`` [A] (the distinct experts
+        this pass reads, `active_experts`), and ``{p}expert_weight`` [b, s, k] holds the
+        renormalised router probabilities.  So the MACs are exactly T k per expert MLP and the
+        expert weights read are A experts' (stats count a gathered dimension by its indices)."""
+        c, b = self.c, self.b
+        h, f, k = c.hidden, c.intermediate, c.experts_per_token
+        tokens = self.batch * self.new
+        router = self.weight(f"{p}w_router", (h, c.experts), ("IN", "OUT"))
+        self.b.set_role(b.matmul(f"{p}router", x, router, src="Router"), Role.OUTPUT)
+        n_active = active_experts(c, tokens)
+        active = b.tensor(f"{p}experts_active", (n_active,), DType.I32, Role.INPUT, ranks=("A",))
+        slot = b.tensor(
+            f"{p}expert_slot", (self.batch, self.new, k), DType.I32, Role.INPUT,
+            ranks=("B", "S", "K"),
+        )  # fmt: skip
+        gate_w = b.tensor(
+            f"{p}expert_weight", (self.batch, self.new, k), self.dt, Role.INPUT,
+            ranks=("B", "S", "K"),
+        )  # fmt: skip
+        expert = Gathered(active, (Gathered(slot, (_v("b"), _v("s"), _v("j"))),))
+        ext = {"b": self.batch, "s": self.new, "j": k}
+
+        def expert_linear(label: str, wname: str, src: Access, n_in: int, n_out: int) -> str:
+            w = self.weight(f"{p}w_expert_{wname}", (c.experts, n_in, n_out), ("X", "IN", "OUT"))
+            out = b.tensor(f"{p}{label}", (self.batch, self.new, k, n_out), self.dt,
+                           ranks=("B", "S", "K", "OUT"))  # fmt: skip
+            b.einsum(
+                f"{p}{label}", Access(out, (_v("b"), _v("s"), _v("j"), _v("o"))),
+                Binary(BinaryOp.MUL, src, Access(w, (expert, _v("i"), _v("o")))),
+                {**ext, "o": n_out, "i": n_in}, ReduceOp.SUM, ("i",), op="Expert",
+            )  # fmt: skip
+            return out
+
+        x_in = Access(x, (_v("b"), _v("s"), _v("i")))
+        act = _ACT[c.activation]
+        if c.gated_mlp:
+            gate = expert_linear("expert_gate", "gate", x_in, h, f)
+            up = expert_linear("expert_up", "up", x_in, h, f)
+            hid = b.map(f"{p}expert_act", [gate, up],
+                        lambda g, u: Binary(BinaryOp.MUL, Unary(act, g), u), op="Activation")  # fmt: skip
+        else:
+            up = expert_linear("expert_up", "up", x_in, h, f)
+            hid = b.map(f"{p}expert_act", [up], lambda a: Unary(act, a), op="Activation")
+        down = expert_linear(
+            "expert_down", "down", Access(hid, (_v("b"), _v("s"), _v("j"), _v("i"))), f, h
+        )
+        y = b.tensor(f"{p}moe_combine", (self.batch, self.new, h), self.dt, ranks=("B", "S", "H"))
+        b.einsum(
+            f"{p}moe_combine", var_access(y, ("b", "s", "o")),
+            Binary(BinaryOp.MUL, Access(down, (_v("b"), _v("s"), _v("j"), _v("o"))),
+                   Access(gate_w, (_v("b"), _v("s"), _v("j")))),
+            {**ext, "o": h}, ReduceOp.SUM, ("j",), op="Expert",
+        )  # fmt: skip
+        if not c.shared_intermediate:
+            return y
+        shared = self.mlp(p, x, c.shared_intermediate, prefix="shared_")
+        if c.shared_expert_gate:
+            w = self.weight(f"{p}w_shared_expert_gate", (h, 1), ("IN", "OUT"))
+            g = b.matmul(f"{p}shared_expert_gate", x, w, src="Linear")
+            shared = b.map(
+                f"{p}shared_expert_gate_mul", [shared, g],
+                lambda s_, g_: Binary(BinaryOp.MUL, s_, Unary(UnaryOp.SIGMOID, g_)),
+                op="Activation",
+            )  # fmt: skip
+        return self.add(f"{p}shared_add", y, shared)
+
+    def ffn(self, p: str, x: str) -> str:
+        return self.moe(p, x) if self.c.is_moe else self.mlp(p, x)
+
     def layer(self, i: int, x: str, tables: tuple[str, str] | None, mask: str | None) -> str:
         p = f"L{i}_"
         block = self.c.block
@@ -335,13 +415,16 @@ class _LLMBuilder:
             x = self.norm(
                 f"{p}attn_norm", self.add(f"{p}attn_add", x, self.attention(p, x, tables, mask))
             )
-            return self.norm(f"{p}mlp_norm", self.add(f"{p}mlp_add", x, self.mlp(p, x)))
+            return self.norm(f"{p}mlp_norm", self.add(f"{p}mlp_add", x, self.ffn(p, x)))
         h = self.norm(f"{p}attn_norm", x)
         attn = self.attention(p, h, tables, mask)
         if block is Block.PARALLEL:
-            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), self.mlp(p, h))
+            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), self.ffn(p, h))
+        if block is Block.PARALLEL_TWO_NORMS:
+            mlp = self.ffn(p, self.norm(f"{p}mlp_norm", x))
+            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), mlp)
         x = self.add(f"{p}attn_add", x, attn)
-        return self.add(f"{p}mlp_add", x, self.mlp(p, self.norm(f"{p}mlp_norm", x)))
+        return self.add(f"{p}mlp_add", x, self.ffn(p, self.norm(f"{p}mlp_norm", x)))
 
     def head(self, x: str) -> None:
         c, b = self.c, self.b
@@ -425,15 +508,24 @@ def build_llm(
     return _LLMBuilder(config, workload, n_layers, lm_head).build()
 
 
+def cached_keys(config: LLMConfig, workload: Workload) -> int:
+    """Keys the KV cache holds for a pass: the earlier tokens, at most ``sliding_window - 1``
+    with a window (a rolling buffer: the new token then attends to exactly the window)."""
+    past = workload.cache_len
+    if config.sliding_window and workload.phase is Phase.DECODE:
+        past = min(past, config.sliding_window - 1)
+    return past
+
+
 def llm_from_spec(
     name: str, batch: int, seq: int, phase: str | Phase, kv_len: int | None = None
 ) -> Cascade:
-    """The CLI's ``--llm NAME --batch --seq --phase --kv-len``: a preset's Cascade."""
+    """The CLI's ``--llm NAME|config.json --batch --seq --phase --kv-len``."""
     try:
         phase_ = phase if isinstance(phase, Phase) else Phase(phase.strip().lower())
     except ValueError:
         raise InputError(f"unknown phase {phase!r}; known: prefill, decode") from None
-    return build_llm(preset(name), Workload(batch, seq, phase_, kv_len))
+    return build_llm(resolve_llm(name), Workload(batch, seq, phase_, kv_len))
 
 
 # -- running a built cascade ----------------------------------------------------------------------
