@@ -14,7 +14,11 @@ from rich.table import Table
 
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.spatial_device import array_dtype, load_roofline_hardware
+from codesign.hwmodels.spatial_device import (
+    RooflineHardware,
+    array_dtype,
+    load_roofline_hardware,
+)
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline import (
@@ -75,6 +79,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--per-einsum", action="store_true", help="one table row per kernel")
     p.add_argument("--json", metavar="PATH", help="write rows and totals as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="roofline chart (.png or .svg)")
+    from codesign.cli.serving_opt import add_serving_arguments
+
+    add_serving_arguments(p)
     p.set_defaults(func=cmd_roofline)
 
 
@@ -105,25 +112,33 @@ def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> Roof
     return RooflineOptions(tf32=args.tf32)
 
 
-def build_report(args: argparse.Namespace) -> RooflineReport:
-    hardware = load_roofline_hardware(args.hw)
+def price_cascade(
+    args: argparse.Namespace, hardware: RooflineHardware, cascade: Cascade, phase: str
+) -> tuple[Cascade, PhaseReport]:
+    """One phase's cascade retyped by --wbits/--abits/--kvbits and priced on `hardware`."""
     device = hardware.device
     default = array_dtype(hardware.arch) if hardware.arch is not None else None
     weight = parse_dtype(args.wbits, "--wbits") or default
     act = parse_dtype(args.abits, "--abits") or default
     kv = parse_dtype(args.kvbits, "--kvbits") or act
+    options = _options(args, cascade, device)
+    if weight or act or kv:
+        kinds = tensor_kinds(cascade, options.kv_tensors)
+        cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
+    if hardware.arch is not None:
+        override = keeps_bytes_override(cascade, hardware.arch)
+        options = replace(options, bytes_override=(*options.bytes_override, *override))
+    return cascade, analyze(cascade, device, options, phase)
+
+
+def build_report(args: argparse.Namespace) -> RooflineReport:
+    hardware = load_roofline_hardware(args.hw)
+    device = hardware.device
     reports: list[PhaseReport] = []
     name = ""
     for phase, cascade in _phase_cascades(args):
         name = cascade.name
-        options = _options(args, cascade, device)
-        if weight or act or kv:
-            kinds = tensor_kinds(cascade, options.kv_tensors)
-            cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
-        if hardware.arch is not None:
-            override = keeps_bytes_override(cascade, hardware.arch)
-            options = replace(options, bytes_override=(*options.bytes_override, *override))
-        reports.append(analyze(cascade, device, options, phase))
+        reports.append(price_cascade(args, hardware, cascade, phase)[1])
     return RooflineReport(getattr(args, "llm", None) or name, device, tuple(reports))
 
 
@@ -171,7 +186,23 @@ def report_json(report: RooflineReport, per_einsum: bool) -> dict[str, object]:
     }
 
 
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # pipes and files get the whole table, not 80 columns
+        console = Console(width=160)
+    return console
+
+
 def cmd_roofline(args: argparse.Namespace) -> int:
+    from codesign.cli.serving_opt import run_serving, serving_requested, write_serving
+
+    if serving_requested(args):
+        hardware = load_roofline_hardware(args.hw)
+        serving = run_serving(
+            args, hardware.device, lambda c, phase: price_cascade(args, hardware, c, phase)
+        )
+        write_serving(serving, args.json, _console())
+        return 0
     report = build_report(args)
     if args.json:
         text = json.dumps(report_json(report, args.per_einsum), indent=1)
@@ -179,9 +210,7 @@ def cmd_roofline(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             return 0
         Path(args.json).write_text(text)
-    console = Console()
-    if not console.is_terminal:  # pipes and files get the whole table, not 80 columns
-        console = Console(width=160)
+    console = _console()
     _print(report, args.per_einsum, console)
     if args.plot:
         from codesign.sim.roofline_plot import plot_roofline
