@@ -178,7 +178,7 @@ def _price_pass(plan: _Plan, workload: Workload, price: PricePass) -> tuple[Pass
     tokens = workload.batch * workload.new_tokens
     logit_rows = workload.batch if plan.config.causal else 0
     comm = tensor_comm(
-        plan.shard, tokens, logit_rows, act_bytes, plan.parallelism.tensor, plan.link
+        plan.config, tokens, logit_rows, act_bytes, plan.parallelism.tensor, plan.link
     )
     stage_s = []
     comm_s = []
