@@ -25,7 +25,7 @@ from codesign.sim.parallel import (
 )
 from codesign.sim.roofline import PhaseReport, analyze
 from codesign.sim.roofline_llm import llm_options
-from codesign.sim.serving import Scenario, serve, serving_dict
+from codesign.sim.serving import Scenario, serve
 from tests.validation import load_cases
 
 A100_80 = gpu_preset("a100-80g")

@@ -205,8 +205,10 @@ def _opt(f: _Fields, name: str) -> LLMConfig:
     f.refuse("do_layer_norm_before", lambda v: v is False, "post-norm OPT (350m) is not modelled")
     f.refuse("_remove_final_layer_norm", _truthy, "OPT without its final LayerNorm")
     hidden = f.int_("hidden_size")
-    f.refuse("word_embed_proj_dim", lambda v: v not in (None, hidden),
-             "an embedding projection (word_embed_proj_dim != hidden_size) is not modelled")  # fmt: skip
+    f.refuse(
+        "word_embed_proj_dim", lambda v: v not in (None, hidden),
+        "an embedding projection (word_embed_proj_dim != hidden_size) is not modelled",
+    )  # fmt: skip
     bias = f.bool_("enable_bias", True)
     heads = f.int_("num_attention_heads")
     return LLMConfig(
@@ -280,7 +282,9 @@ def config_from_dict(values: Mapping[str, object], name: str, source: str = "") 
         return parser(f, name)
     except InputError as err:
         message = str(err)
-        raise InputError(message if message.startswith(f.source) else f"{f.source}: {message}") from None
+        if not message.startswith(f.source):
+            message = f"{f.source}: {message}"
+        raise InputError(message) from None
 
 
 def config_path(spec: str | Path) -> Path | None:

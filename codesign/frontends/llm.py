@@ -46,8 +46,6 @@ from codesign.frontends.llm_config import (
     param_count,
 )
 from codesign.frontends.llm_presets import preset, presets, resolve_llm
-
-PRESETS = presets()  # name -> LLMConfig of every bundled config.json
 from codesign.ir.builder import CascadeBuilder, var_access
 from codesign.ir.cascade import Cascade, Role, TensorSpec
 from codesign.ir.dtypes import DType
@@ -73,6 +71,7 @@ OPS = (
     "Embedding", "Norm", "Linear", "Rotary", "KVCache", "Attention", "Softmax", "Activation",
     "Residual", "Router", "Expert",
 )  # fmt: skip
+PRESETS = presets()  # name -> LLMConfig of every bundled config.json
 _LAYER = re.compile(r"^L(\d+)_")
 _ACT = {
     Activation.SILU: UnaryOp.SILU, Activation.GELU: UnaryOp.GELU,
@@ -377,8 +376,10 @@ class _LLMBuilder:
         if c.gated_mlp:
             gate = expert_linear("expert_gate", "gate", x_in, h, f)
             up = expert_linear("expert_up", "up", x_in, h, f)
-            hid = b.map(f"{p}expert_act", [gate, up],
-                        lambda g, u: Binary(BinaryOp.MUL, Unary(act, g), u), op="Activation")  # fmt: skip
+            hid = b.map(
+                f"{p}expert_act", [gate, up],
+                lambda g, u: Binary(BinaryOp.MUL, Unary(act, g), u), op="Activation",
+            )  # fmt: skip
         else:
             up = expert_linear("expert_up", "up", x_in, h, f)
             hid = b.map(f"{p}expert_act", [up], lambda a: Unary(act, a), op="Activation")

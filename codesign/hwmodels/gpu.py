@@ -287,7 +287,9 @@ def device_from_spec(spec: DeviceSpec, source_path: str = "") -> Device:
         source=spec.source,
         sources=tuple(sorted(spec.sources.items())),
         source_path=source_path,
-        interconnect=None if spec.interconnect is None else interconnect_from_spec(spec.interconnect),
+        interconnect=None
+        if spec.interconnect is None
+        else interconnect_from_spec(spec.interconnect),
     )
 
 

@@ -169,8 +169,9 @@ class _Plan:
     link: Interconnect | None
 
 
-def _price_pass(plan: _Plan, workload: Workload, price: PricePass) -> tuple[PassCost, Cascade,
-                                                                            PhaseReport]:  # fmt: skip
+def _price_pass(
+    plan: _Plan, workload: Workload, price: PricePass
+) -> tuple[PassCost, Cascade, PhaseReport]:
     phase = workload.phase.value
     cascade, report = price(build_llm(plan.shard, workload, layers=1), phase)
     layer_s, first_s, last_s, layer_ops, other_ops, layer_b, other_b = _split_times(report)
@@ -268,9 +269,11 @@ def _fmt_gb(n: float) -> str:
 
 def serve(
     config: LLMConfig, scenario: Scenario, device: Device, price: PricePass,
-    parallelism: Parallelism = Parallelism(), link: Interconnect | None = None,
+    parallelism: Parallelism | None = None, link: Interconnect | None = None,
 ) -> ServingReport:  # fmt: skip
-    """Price `scenario` of `config` on `parallelism` copies of `device` joined by `link`."""
+    """Price `scenario` of `config` on `parallelism` copies of `device` (default one) joined by
+    `link` (default the card's)."""
+    parallelism = parallelism or Parallelism()
     if scenario.decode_steps and not config.causal:
         raise InputError(f"{config.name} is an encoder: it generates no tokens (--generate 1)")
     link = link or device.interconnect
