@@ -36,17 +36,6 @@ from codesign.ir.interpreter import interpret
 from codesign.ir.stats import cascade_stats
 from codesign.ir.verify import verify
 
-# Parameter counts published on each model card / safetensors index (total parameters).
-PUBLISHED = {
-    "mixtral-8x7b": 46_702_792_704, "qwen2-7b": 7_615_616_512, "mistral-7b": 7_241_732_096,
-    "falcon-7b": 6_921_720_704, "gemma-7b": 8_537_680_896, "qwen1.5-moe-a2.7b": 14_315_784_192,
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_new_bundled_configs_reproduce_published_parameter_counts(name):
-    assert param_count(PRESETS[name]) == PUBLISHED[name]
-
 
 def test_every_bundled_preset_is_a_config_json_of_a_known_family():
     files = sorted(CONFIG_DIR.glob("*.json"))
@@ -133,7 +122,7 @@ def test_bad_config_json_exits_2_with_one_line(tmp_path, capsys):
     assert main(["stats", "--llm", str(bad)]) == 2
     assert "'model_type'" in capsys.readouterr().err
     assert main(["stats", "--llm", "no-such-model"]) == 2
-    assert "presets:" in capsys.readouterr().err
+    assert "known: " in capsys.readouterr().err
 
 
 # -- MoE ------------------------------------------------------------------------------------------

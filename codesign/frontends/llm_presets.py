@@ -34,7 +34,7 @@ def preset(name: str) -> LLMConfig:
     if key not in known:
         raise InputError(
             f"unknown LLM {name!r}: neither a preset nor a config.json/model directory "
-            f"(presets: {', '.join(known)})"
+            f"(known: {', '.join(known)})"
         )
     return known[key]
 
