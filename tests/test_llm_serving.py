@@ -23,9 +23,9 @@ from codesign.sim.parallel import (
     shard_config,
     stage_layers,
 )
-from codesign.sim.roofline import PhaseReport, analyze
+from codesign.sim.roofline import analyze
 from codesign.sim.roofline_llm import llm_options
-from codesign.sim.serving import Scenario, serve
+from codesign.sim.serving import PricedPass, Scenario, roofline_pass, serve
 from tests.validation import load_cases
 
 A100_80 = gpu_preset("a100-80g")
@@ -33,8 +33,9 @@ TP_CASES = load_cases("tensor_parallel")
 
 
 def _pricer(device: Device, flash: bool = True):
-    def price(cascade: Cascade, phase: str) -> tuple[Cascade, PhaseReport]:
-        return cascade, analyze(cascade, device, llm_options(cascade, device, flash), phase)
+    def price(cascade: Cascade, phase: str) -> PricedPass:
+        options = llm_options(cascade, device, flash)
+        return roofline_pass(cascade, analyze(cascade, device, options, phase))
 
     return price
 

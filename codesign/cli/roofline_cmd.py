@@ -198,9 +198,12 @@ def cmd_roofline(args: argparse.Namespace) -> int:
 
     if serving_requested(args):
         hardware = load_roofline_hardware(args.hw)
+        from codesign.sim.serving import roofline_pass
+
         serving = run_serving(
-            args, hardware.device, lambda c, phase: price_cascade(args, hardware, c, phase)
-        )
+            args, hardware.device,
+            lambda c, phase: roofline_pass(*price_cascade(args, hardware, c, phase)),
+        )  # fmt: skip
         write_serving(serving, args.json, _console())
         return 0
     report = build_report(args)

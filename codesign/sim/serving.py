@@ -34,6 +34,8 @@ from codesign.frontends.llm_config import LLMConfig, Phase, Workload
 from codesign.hwmodels.gpu import Device
 from codesign.hwmodels.interconnect import Interconnect
 from codesign.ir.cascade import Cascade
+from codesign.ir.stats import cascade_stats
+from codesign.mapper.cascade import CascadeResult
 from codesign.sim.parallel import (
     Parallelism,
     decode_timing,
@@ -45,8 +47,56 @@ from codesign.sim.parallel import (
 )
 from codesign.sim.roofline import PhaseReport
 
-PricePass = Callable[[Cascade, str], tuple[Cascade, PhaseReport]]
-"""Prices one phase's cascade on one device: (the cascade as priced, e.g. retyped; report)."""
+
+@dataclass(frozen=True, slots=True)
+class KernelCost:
+    """One priced kernel of a pass: its first Einsum names its layer (and pipeline stage)."""
+
+    einsum: str
+    time_s: float
+    ops: int
+    memory_bytes: int  # at DRAM
+    activation_bytes: int  # of the bytes moved, those of activations (not weights, not KV)
+    energy_pj: float | None = None  # None: the pricing has no energy model (roofline)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedPass:
+    """One phase's cascade as priced (e.g. retyped) and its kernels' costs."""
+
+    cascade: Cascade
+    kernels: tuple[KernelCost, ...]
+
+
+PricePass = Callable[[Cascade, str], PricedPass]
+"""Prices one phase's cascade on one device: the roofline (`roofline_pass`) or a mapping
+search (`mapped_pass`)."""
+
+
+def roofline_pass(cascade: Cascade, report: PhaseReport) -> PricedPass:
+    return PricedPass(
+        cascade,
+        tuple(
+            KernelCost(r.einsums[0], r.time_s, r.ops, r.memory_bytes, r.activation_bytes)
+            for r in report.rows
+        ),
+    )
+
+
+def mapped_pass(cascade: Cascade, result: CascadeResult) -> PricedPass:
+    """Kernels of a mapped cascade: time and energy from the mapper's costs, ops and
+    compulsory DRAM bytes from the IR statistics."""
+    stats = {s.name: s for s in cascade_stats(cascade).einsums}
+    weights = {t.name for t in cascade.weights}
+    hz = result.clock_ghz * 1e9
+    kernels = []
+    for e in result.einsums:
+        s = stats[e.name]
+        act = sum(n for t, n in s.tensor_bytes if t not in weights)
+        kernels.append(
+            KernelCost(e.name, e.cost.cycles / hz, s.flops, s.total_bytes, act, e.cost.energy_pj)
+        )
+    return PricedPass(cascade, tuple(kernels))
 
 _FIRST_STAGE = ("embed", "pos_embed", "type_embed")  # kernels/weights on the first stage
 
@@ -82,6 +132,7 @@ class PassCost:
     bubble_fraction: float
     ops: int  # all devices, the whole batch
     memory_bytes: int  # DRAM traffic, all devices, the whole batch
+    energy_pj: float | None = None  # all devices, the whole batch (mapped pricing only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +164,7 @@ class ServingReport:
     prefill: PassCost
     decode: tuple[PassCost, ...]  # the priced steps
     decode_s: float  # all decode steps
+    decode_energy_pj: float | None  # all decode steps (mapped pricing only)
     memory: MemoryFootprint
     max_batch: int | None  # largest batch whose footprint fits (None: capacity unknown)
     warnings: tuple[str, ...]
@@ -135,27 +187,56 @@ class ServingReport:
         return self.scenario.batch * self.scenario.generated_tokens / self.e2e_s
 
     @property
+    def energy_per_token_pj(self) -> float | None:
+        """Energy of the whole scenario per generated token (mapped pricing only)."""
+        if self.prefill.energy_pj is None or self.decode_energy_pj is None:
+            return None
+        total = self.prefill.energy_pj + self.decode_energy_pj
+        return total / (self.scenario.batch * self.scenario.generated_tokens)
+
+    @property
     def decode_tokens_per_s(self) -> float:
         return self.scenario.batch / self.tpot_s if self.tpot_s else 0.0
 
 
-def _split_times(report: PhaseReport) -> tuple[float, float, float, int, int, int, int]:
-    """(layer s, first-stage s, last-stage s, layer ops, other ops, layer bytes, other bytes)."""
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A one-layer pass's kernels: the layer's, and the rest by pipeline stage."""
+
+    layer_s: float
+    first_s: float
+    last_s: float
+    layer_ops: int
+    other_ops: int
+    layer_bytes: int
+    other_bytes: int
+    layer_pj: float | None
+    other_pj: float | None
+
+
+def _split(kernels: tuple[KernelCost, ...]) -> _Split:
     layer_s = first_s = last_s = 0.0
     layer_ops = other_ops = layer_bytes = other_bytes = 0
-    for row in report.rows:
-        if layer_of(row.einsums[0]) is not None:
-            layer_s += row.time_s
-            layer_ops += row.ops
-            layer_bytes += row.memory_bytes
+    layer_pj = other_pj = 0.0
+    for k in kernels:
+        if layer_of(k.einsum) is not None:
+            layer_s += k.time_s
+            layer_ops += k.ops
+            layer_bytes += k.memory_bytes
+            layer_pj += k.energy_pj or 0.0
             continue
-        other_ops += row.ops
-        other_bytes += row.memory_bytes
-        if row.einsums[0].startswith(_FIRST_STAGE):
-            first_s += row.time_s
+        other_ops += k.ops
+        other_bytes += k.memory_bytes
+        other_pj += k.energy_pj or 0.0
+        if k.einsum.startswith(_FIRST_STAGE):
+            first_s += k.time_s
         else:
-            last_s += row.time_s
-    return layer_s, first_s, last_s, layer_ops, other_ops, layer_bytes, other_bytes
+            last_s += k.time_s
+    priced = all(k.energy_pj is not None for k in kernels)
+    return _Split(
+        layer_s, first_s, last_s, layer_ops, other_ops, layer_bytes, other_bytes,
+        layer_pj if priced else None, other_pj if priced else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +252,12 @@ class _Plan:
 
 def _price_pass(
     plan: _Plan, workload: Workload, price: PricePass
-) -> tuple[PassCost, Cascade, PhaseReport]:
+) -> tuple[PassCost, PricedPass]:
     phase = workload.phase.value
-    cascade, report = price(build_llm(plan.shard, workload, layers=1), phase)
-    layer_s, first_s, last_s, layer_ops, other_ops, layer_b, other_b = _split_times(report)
+    priced = price(build_llm(plan.shard, workload, layers=1), phase)
+    cascade = priced.cascade
+    split = _split(priced.kernels)
+    layer_s, first_s, last_s = split.layer_s, split.first_s, split.last_s
     act_bytes = _activation_type_bytes(cascade)
     tokens = workload.batch * workload.new_tokens
     logit_rows = workload.batch if plan.config.causal else 0
@@ -205,17 +288,20 @@ def _price_pass(
     )
     slowest = max(range(len(stage_s)), key=lambda s: stage_s[s])
     tp = plan.parallelism.tensor
-    per_micro_ops = tp * (plan.config.layers * layer_ops + other_ops)
-    per_micro_bytes = tp * (plan.config.layers * layer_b + other_b)
+    layers, m = plan.config.layers, plan.microbatches
+    energy = None
+    if split.layer_pj is not None and split.other_pj is not None:
+        energy = m * tp * (layers * split.layer_pj + split.other_pj)
     return (
         PassCost(
             phase=phase, kv_len=cached_keys(plan.config, workload), time_s=timing.time_s,
             compute_s=stage_s[slowest] - comm_s[slowest], comm_s=comm_s[slowest],
-            bubble_fraction=timing.bubble_fraction, ops=plan.microbatches * per_micro_ops,
-            memory_bytes=plan.microbatches * per_micro_bytes,
+            bubble_fraction=timing.bubble_fraction,
+            ops=m * tp * (layers * split.layer_ops + split.other_ops),
+            memory_bytes=m * tp * (layers * split.layer_bytes + split.other_bytes),
+            energy_pj=energy,
         ),  # fmt: skip
-        cascade,
-        report,
+        priced,
     )
 
 
@@ -225,10 +311,10 @@ def _activation_type_bytes(cascade: Cascade) -> float:
 
 
 def _memory(
-    plan: _Plan, scenario: Scenario, cascade: Cascade, prefill: PhaseReport,
-    capacity: int | None,
-) -> tuple[MemoryFootprint, int | None]:  # fmt: skip
+    plan: _Plan, scenario: Scenario, prefill: PricedPass, capacity: int | None
+) -> tuple[MemoryFootprint, int | None]:
     """Per-device footprint of the largest stage and the largest batch that fits."""
+    cascade = prefill.cascade
     layer_w = first_w = last_w = 0
     for t in cascade.weights:
         if layer_of(t.name) is not None:
@@ -244,7 +330,7 @@ def _memory(
     if plan.config.sliding_window:
         length = min(length, plan.config.sliding_window)
     kv_per_seq_layer = 2 * plan.shard.kv_heads * plan.shard.head_dim * length * kv_type_bytes
-    activation = max((r.activation_bytes for r in prefill.rows), default=0)
+    activation = max((k.activation_bytes for k in prefill.kernels), default=0)
     act_per_seq = activation / plan.micro_batch
     worst: MemoryFootprint | None = None
     last = len(plan.stages) - 1
@@ -282,12 +368,13 @@ def serve(
         config, shard_config(config, parallelism.tensor), parallelism, m,
         math.ceil(scenario.batch / m), stage_layers(config.layers, parallelism.pipeline), link,
     )  # fmt: skip
-    prefill, cascade, prefill_report = _price_pass(
+    prefill, prefill_priced = _price_pass(
         plan, Workload(plan.micro_batch, scenario.prompt_tokens, Phase.PREFILL), price
     )
     steps = scenario.decode_steps
     decode: list[PassCost] = []
     decode_s = 0.0
+    decode_pj: float | None = None if prefill.energy_pj is None else 0.0
     if steps:
         first = scenario.prompt_tokens
         samples = np.unique(
@@ -299,8 +386,11 @@ def serve(
         every = np.arange(first, first + steps)
         times = [d.time_s for d in decode]
         decode_s = float(np.interp(every, samples, times).sum())
+        energies = [d.energy_pj for d in decode if d.energy_pj is not None]
+        if decode_pj is not None and len(energies) == len(decode):
+            decode_pj = float(np.interp(every, samples, energies).sum())
     capacity = device.dram.capacity_bytes
-    memory, max_batch = _memory(plan, scenario, cascade, prefill_report, capacity)
+    memory, max_batch = _memory(plan, scenario, prefill_priced, capacity)
     warnings = []
     if memory.fits is False:
         assert capacity is not None
@@ -318,8 +408,8 @@ def serve(
     return ServingReport(
         model=config.name, device=device.name, scenario=scenario, parallelism=parallelism,
         interconnect=None if link is None else link.name, microbatches=m, prefill=prefill,
-        decode=tuple(decode), decode_s=decode_s, memory=memory, max_batch=max_batch,
-        warnings=tuple(warnings),
+        decode=tuple(decode), decode_s=decode_s, decode_energy_pj=decode_pj, memory=memory,
+        max_batch=max_batch, warnings=tuple(warnings),
     )  # fmt: skip
 
 
@@ -331,7 +421,7 @@ def serving_dict(report: ServingReport) -> dict[str, object]:
         return {
             "phase": p.phase, "kv_len": p.kv_len, "time_s": p.time_s, "compute_s": p.compute_s,
             "comm_s": p.comm_s, "bubble_fraction": p.bubble_fraction, "ops": p.ops,
-            "memory_bytes": p.memory_bytes,
+            "memory_bytes": p.memory_bytes, "energy_pj": p.energy_pj,
         }  # fmt: skip
 
     s = report.scenario
@@ -346,6 +436,7 @@ def serving_dict(report: ServingReport) -> dict[str, object]:
                         "interconnect": report.interconnect},
         "ttft_s": report.ttft_s, "tpot_s": report.tpot_s, "e2e_s": report.e2e_s,
         "tokens_per_s": report.tokens_per_s, "decode_tokens_per_s": report.decode_tokens_per_s,
+        "energy_per_token_pj": report.energy_per_token_pj,
         "prefill": pass_dict(report.prefill), "decode": [pass_dict(p) for p in report.decode],
         "memory": {"weights_bytes": mem.weights_bytes, "kv_cache_bytes": mem.kv_cache_bytes,
                    "activation_bytes": mem.activation_bytes, "total_bytes": mem.total_bytes,
