@@ -226,3 +226,17 @@ def test_cli_serving_errors_exit_2(capsys):
         assert words in capsys.readouterr().err
     assert main(["roofline", "--llm", "bert-base", "--hw", "a100", "--generate", "4"]) == 2
     assert "encoder" in capsys.readouterr().err
+
+
+def test_map_prices_a_serving_scenario_with_mapped_kernels_and_energy(capsys):
+    argv = ["map", "--llm", "gpt2", "--hw", "examples/hw/simba_like.yaml", "--seq", "16",
+            "--generate", "4", "--evaluations", "30", "--decode-samples", "2",
+            "--json", "-"]  # fmt: skip
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ttft_s"] > 0 and doc["tpot_s"] > 0 and doc["energy_per_token_pj"] > 0
+    assert doc["prefill"]["energy_pj"] > doc["decode"][0]["energy_pj"] > 0
+    # the same scenario over two chips joined by a custom link adds collectives
+    assert main([*argv, "--tp", "2", "--link-gbps", "25"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert two["decode"][0]["comm_s"] > 0 and two["parallelism"]["devices"] == 2

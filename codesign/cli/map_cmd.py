@@ -72,6 +72,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="energy breakdown + latency chart (.png/.svg)")
+    from codesign.cli.serving_opt import add_serving_arguments  # --generate, --tp, --pp
+
+    add_serving_arguments(p)
     p.add_argument("--baseline", metavar="OTHER.yaml", help="also map onto OTHER and compare")
     p.add_argument(
         "--baseline-passes",
@@ -270,6 +273,10 @@ def _retypes_weights(passes: PassesResult) -> bool:
 
 def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
+    from codesign.cli.serving_opt import map_serving, serving_requested
+
+    if serving_requested(args):
+        return map_serving(args)
     from codesign.sim.report import plot_result, result_dict
 
     pipeline = parse_passes(args.passes)

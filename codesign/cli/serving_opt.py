@@ -61,7 +61,7 @@ def run_serving(
         raise InputError("--generate/--tp/--pp need --llm NAME|config.json")
     if args.generate is None:
         raise InputError("--tp/--pp analyse a serving scenario: give --generate N too")
-    if args.both_phases or args.phase != "prefill" or args.kv_len is not None:
+    if getattr(args, "both_phases", False) or args.phase != "prefill" or args.kv_len is not None:
         raise InputError("--generate covers both phases: drop --phase/--both-phases/--kv-len")
     config = resolve_llm(args.llm)
     scenario = Scenario(args.batch, args.seq, args.generate, args.decode_samples)
@@ -99,10 +99,12 @@ def print_serving(report: ServingReport, console: Console) -> None:
             f"{q.memory_bytes:.4e}",
         )  # fmt: skip
     console.print(table)
+    energy = report.energy_per_token_pj
     console.print(
         f"TTFT {_fmt_s(report.ttft_s)}, TPOT {_fmt_s(report.tpot_s)}, end-to-end "
         f"{_fmt_s(report.e2e_s)}, {report.tokens_per_s:,.1f} tokens/s "
         f"({report.decode_tokens_per_s:,.1f} tokens/s in decode)"
+        + ("" if energy is None else f", {energy / 1e6:,.3f} uJ per generated token")
     )
     m = report.memory
     cap = "unknown capacity" if m.capacity_bytes is None else f"of {m.capacity_bytes / 1e9:.1f} GB"
@@ -127,3 +129,22 @@ def write_serving(report: ServingReport, path: str | None, console: Console) -> 
             return
         Path(path).write_text(text)
     print_serving(report, console)
+
+
+def map_serving(args: argparse.Namespace) -> int:
+    """``codesign map --llm M --generate N [--tp/--pp]``: every pass of the scenario mapped
+    onto the array by the mapper (time and energy per kernel), combined as in `serve`."""
+    from codesign.cli.map_cmd import run_map
+    from codesign.cli.passes_opt import apply_passes, parse_passes
+    from codesign.hwmodels.spatial_device import load_roofline_hardware
+    from codesign.sim.serving import mapped_pass
+
+    device = load_roofline_hardware(args.hw).device
+    pipeline = parse_passes(args.passes)
+
+    def price(cascade, phase):  # type: ignore[no-untyped-def]
+        cascade = apply_passes(cascade, pipeline, False, seed=args.seed).cascade
+        return mapped_pass(cascade, run_map(args, cascade, args.hw, quiet=True))
+
+    write_serving(run_serving(args, device, price), args.json, Console(width=160))
+    return 0
