@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -127,7 +128,10 @@ def write_serving(report: ServingReport, path: str | None, console: Console) -> 
             for warning in report.warnings:
                 print(f"codesign: warning: {warning}", file=sys.stderr)
             return
-        Path(path).write_text(text)
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(text)
+        os.replace(partial, target)  # readers never see a half-written report
     print_serving(report, console)
 
 
