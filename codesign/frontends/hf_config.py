@@ -223,6 +223,8 @@ def _opt(f: _Fields, name: str) -> LLMConfig:
 
 def _falcon(f: _Fields, name: str) -> LLMConfig:
     f.refuse("alibi", _truthy, "ALiBi positions are not supported")
+    f.refuse("apply_residual_connection_post_layernorm", _truthy,
+             "residuals taken after the LayerNorm are not modelled")  # fmt: skip
     hidden, heads = f.int_("hidden_size", 4544), f.int_("num_attention_heads", 71)
     new_arch = f.bool_("new_decoder_architecture", False)
     if new_arch:
