@@ -193,3 +193,22 @@ def test_sliding_window_caps_the_decode_cache():
     assert short.tensor("L0_k_cache").shape[2] == 1000
     assert long.tensor("L0_k_cache").shape[2] == 4095  # the window, with the new token
     assert long.tensor("L0_k_all").shape[2] == 4096
+
+
+def test_falcon_new_decoder_architecture_uses_two_parallel_norms():
+    values = {
+        "model_type": "falcon", "hidden_size": 8192, "num_attention_heads": 128,
+        "num_hidden_layers": 60, "num_kv_heads": 8, "new_decoder_architecture": True,
+        "vocab_size": 65024, "alibi": False, "bias": False, "parallel_attn": True,
+    }  # fmt: skip  (tiiuae/falcon-40b's architecture fields)
+    config = config_from_dict(values, "falcon-40b")
+    assert (config.block, config.kv_heads, config.intermediate) == (
+        Block.PARALLEL_TWO_NORMS, 8, 32768)  # fmt: skip
+    # per layer: Q and O 8192^2, K and V 8192 x 8 heads x 64, fc 2 x 8192 x 32768, two LayerNorms
+    layer = 2 * 8192**2 + 2 * 8192 * 512 + 2 * 8192 * 32768 + 2 * 2 * 8192
+    assert param_count(config) == 60 * layer + 65024 * 8192 + 2 * 8192  # tied head
+    cascade = build_llm(config, Workload(1, 4), layers=1)
+    names = {e.name for e in cascade.einsums}
+    assert any(n.startswith("L0_attn_norm") for n in names)
+    assert any(n.startswith("L0_mlp_norm") for n in names)
+    assert sum(t.size for t in cascade.weights) == param_count(config, layers=1)
