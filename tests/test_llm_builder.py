@@ -229,6 +229,9 @@ def test_preset_weights_match_published_parameter_count(name):
         "llama-2-70b": 68_976_648_192, "llama-3-8b": 8_030_261_248, "yi-6b": 6_061_035_520,
         "smollm2-135m": 134_515_008, "opt-1.3b": 1_315_758_080, "gpt2": 124_439_808,
         "phi-2": 2_779_683_840, "bert-base": 108_891_648,  # BertModel less its 590,592 pooler
+        "mixtral-8x7b": 46_702_792_704, "qwen2-7b": 7_615_616_512, "mistral-7b": 7_241_732_096,
+        "falcon-7b": 6_921_720_704, "gemma-7b": 8_537_680_896,
+        "qwen1.5-moe-a2.7b": 14_315_784_192,
     }  # fmt: skip
     cascade = llm_from_spec(name, 1, 16, "prefill")
     assert param_count(PRESETS[name]) == published[name]

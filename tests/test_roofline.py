@@ -46,9 +46,10 @@ def _llm_cascade(name: str, batch: int, seq: int, phase: str) -> Cascade:
 
 
 def _llm_report(
-    phase: str, batch: int = 1, seq: int = 1024, flash: bool = True, wbits: DType | None = None
+    phase: str, batch: int = 1, seq: int = 1024, flash: bool = True, wbits: DType | None = None,
+    name: str = "llama-2-7b",
 ) -> PhaseReport:
-    cascade = _llm_cascade("llama-2-7b", batch, seq, phase)
+    cascade = _llm_cascade(name, batch, seq, phase)
     options = llm_options(cascade, A100, flash_attention=flash)
     if wbits is not None:
         cascade = retype(cascade, tensor_kinds(cascade, options.kv_tensors), weight=wbits)
@@ -78,7 +79,10 @@ def _attention(seq: int = 256, heads: int = 4, head_dim: int = 64) -> Cascade:
 def test_llama2_7b_on_a100_agrees_with_llm_viewer(case):
     inputs = case["inputs"]
     assert (inputs["hw"], inputs["wbits"], inputs["abits"]) == ("a100", 16, 16)
-    report = _llm_report(inputs["phase"], inputs["batch"], inputs["seq"], inputs["flash_attention"])
+    report = _llm_report(
+        inputs["phase"], inputs["batch"], inputs["seq"], inputs["flash_attention"],
+        name=inputs["llm"],
+    )
     totals = report.totals.as_dict()
     for key, expected in case["expected"].items():
         assert totals[key] == pytest.approx(expected, rel=case["tolerance"]), key

@@ -20,7 +20,9 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="model file (.onnx, .ein, SCALE-Sim .csv) or layer spec gemm:M=..,N=..,K=..",
     )
     p.add_argument(
-        "--llm", metavar="NAME", help="an LLM preset in place of MODEL (e.g. llama-2-7b)"
+        "--llm", metavar="NAME|config.json",
+        help="an LLM preset (e.g. llama-2-7b, mixtral-8x7b) or a Hugging Face config.json / model "
+        "directory, in place of MODEL"
     )
     p.add_argument("--batch", type=int, default=1, help="LLM batch size")
     p.add_argument("--seq", type=int, default=1024, help="LLM sequence length (tokens)")

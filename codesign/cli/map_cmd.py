@@ -67,6 +67,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="energy breakdown + latency chart (.png/.svg)")
+    from codesign.cli.serving_opt import add_serving_arguments  # --generate, --tp, --pp
+
+    add_serving_arguments(p)
     p.add_argument(
         "--baseline", metavar="OTHER.yaml|PRESET", help="also map onto OTHER and compare"
     )
@@ -144,7 +147,7 @@ def _problem_name(file: Path) -> str:
     return data["problem"]
 
 
-def _map(
+def map_from_flags(
     args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool
 ) -> Report:
     """`map_model` on the cascade after the passes, with the options the flags spell, behind a
@@ -250,6 +253,10 @@ def _print_notes(report: Report) -> None:
 
 def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
+    from codesign.cli.serving_opt import map_serving, serving_requested
+
+    if serving_requested(args):
+        return map_serving(args)
     from codesign.sim.report import plot_result, result_dict
 
     args = resolve_timeloop(args)  # --timeloop-* flags -> MODEL, --hw, --mapping
@@ -263,7 +270,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    report = _map(args, passes, args.hw, args.mapping, quiet)
+    report = map_from_flags(args, passes, args.hw, args.mapping, quiet)
     _print_notes(report)
     result = report.result
     baseline = None
@@ -271,7 +278,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if args.baseline:
         if base_pipeline is not pipeline:
             base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
-        base_report = _map(args, base_passes, args.baseline, None, quiet)
+        base_report = map_from_flags(args, base_passes, args.baseline, None, quiet)
         _print_notes(base_report)
         baseline = base_report.result
     doc = result_dict(result)

@@ -76,6 +76,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--per-einsum", action="store_true", help="one table row per kernel")
     p.add_argument("--json", metavar="PATH", help="write rows and totals as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PATH", help="roofline chart (.png or .svg)")
+    from codesign.cli.serving_opt import add_serving_arguments
+
+    add_serving_arguments(p)
     p.set_defaults(func=cmd_roofline)
 
 
@@ -113,25 +116,33 @@ def roofline_hardware(hw: str) -> RooflineHardware:
     return loaded.family.roofline(loaded.hw)
 
 
-def build_report(args: argparse.Namespace) -> RooflineReport:
-    hardware = roofline_hardware(args.hw)
+def price_cascade(
+    args: argparse.Namespace, hardware: RooflineHardware, cascade: Cascade, phase: str
+) -> tuple[Cascade, PhaseReport]:
+    """One phase's cascade retyped by --wbits/--abits/--kvbits and priced on `hardware`."""
     device = hardware.device
     default = array_dtype(hardware.arch) if hardware.arch is not None else None
     weight = parse_dtype(args.wbits, "--wbits") or default
     act = parse_dtype(args.abits, "--abits") or default
     kv = parse_dtype(args.kvbits, "--kvbits") or act
+    options = _options(args, cascade, device)
+    if weight or act or kv:
+        kinds = tensor_kinds(cascade, options.kv_tensors)
+        cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
+    if hardware.arch is not None:
+        override = keeps_bytes_override(cascade, hardware.arch)
+        options = replace(options, bytes_override=(*options.bytes_override, *override))
+    return cascade, analyze(cascade, device, options, phase)
+
+
+def build_report(args: argparse.Namespace) -> RooflineReport:
+    hardware = roofline_hardware(args.hw)
+    device = hardware.device
     reports: list[PhaseReport] = []
     name = ""
     for phase, cascade in _phase_cascades(args):
         name = cascade.name
-        options = _options(args, cascade, device)
-        if weight or act or kv:
-            kinds = tensor_kinds(cascade, options.kv_tensors)
-            cascade = retype(cascade, kinds, weight=weight, activation=act, kv=kv)
-        if hardware.arch is not None:
-            override = keeps_bytes_override(cascade, hardware.arch)
-            options = replace(options, bytes_override=(*options.bytes_override, *override))
-        reports.append(analyze(cascade, device, options, phase))
+        reports.append(price_cascade(args, hardware, cascade, phase)[1])
     return RooflineReport(getattr(args, "llm", None) or name, device, tuple(reports))
 
 
@@ -179,7 +190,26 @@ def report_json(report: RooflineReport, per_einsum: bool) -> dict[str, object]:
     }
 
 
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # pipes and files get the whole table, not 80 columns
+        console = Console(width=160)
+    return console
+
+
 def cmd_roofline(args: argparse.Namespace) -> int:
+    from codesign.cli.serving_opt import run_serving, serving_requested, write_serving
+
+    if serving_requested(args):
+        hardware = roofline_hardware(args.hw)
+        from codesign.sim.serving import roofline_pass
+
+        serving = run_serving(
+            args, hardware.device,
+            lambda c, phase: roofline_pass(*price_cascade(args, hardware, c, phase)),
+        )  # fmt: skip
+        write_serving(serving, args.json, _console())
+        return 0
     report = build_report(args)
     if args.json:
         text = json.dumps(report_json(report, args.per_einsum), indent=1)
@@ -187,9 +217,7 @@ def cmd_roofline(args: argparse.Namespace) -> int:
             sys.stdout.write(text + "\n")
             return 0
         Path(args.json).write_text(text)
-    console = Console()
-    if not console.is_terminal:  # pipes and files get the whole table, not 80 columns
-        console = Console(width=160)
+    console = _console()
     _print(report, args.per_einsum, console)
     if args.plot:
         from codesign.sim.roofline_plot import plot_roofline

@@ -27,7 +27,8 @@ import numpy as np
 
 from codesign.errors import InputError
 from codesign.frontends.llm import attach_weights, build_llm
-from codesign.frontends.llm_config import PRESETS, LLMConfig, Workload
+from codesign.frontends.llm_config import LLMConfig, Workload
+from codesign.frontends.llm_presets import presets
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 
@@ -233,7 +234,7 @@ def _config(reader: GGUFReader, path: Path, dtype: DType) -> LLMConfig:
         )
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
-    for known in PRESETS.values():  # name a known architecture after its preset
+    for known in presets().values():  # name a known architecture after its preset
         if known.replace(name=config.name, dtype=dtype) == config:
             return config.replace(name=known.name)
     return config

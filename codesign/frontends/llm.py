@@ -35,7 +35,6 @@ import numpy as np
 
 from codesign.errors import InputError
 from codesign.frontends.llm_config import (
-    PRESETS,
     Activation,
     Block,
     LLMConfig,
@@ -44,8 +43,8 @@ from codesign.frontends.llm_config import (
     Positions,
     Workload,
     param_count,
-    preset,
 )
+from codesign.frontends.llm_presets import preset, presets, resolve_llm
 from codesign.ir.builder import CascadeBuilder, var_access
 from codesign.ir.cascade import Cascade, Role, TensorSpec
 from codesign.ir.dtypes import DType
@@ -55,20 +54,23 @@ from codesign.ir.index import Affine, Gathered
 __all__ = [
     "LABELS", "OPS", "PRESETS", "LLMConfig", "Phase", "Workload", "attach_random_weights",
     "attach_weights", "build_llm", "kv_cache_from_prefill", "label_of", "layer_of",
-    "llm_from_spec", "llm_inputs", "param_count", "preset", "rope_tables",
+    "llm_from_spec", "llm_inputs", "param_count", "preset", "resolve_llm", "rope_tables",
 ]  # fmt: skip
 
 # Layer-type labels, in forward order.  Longer labels first where one prefixes another.
 LABELS = (
     "embed_norm", "embed", "attn_norm", "q_proj", "k_proj", "v_proj", "rope", "kv_cache",
     "qk_matmul", "attn_scale", "softmax", "sv_matmul", "out_proj", "attn_add", "mlp_norm",
-    "gate_proj", "up_proj", "fc1", "mlp_act", "down_proj", "fc2", "mlp_add", "final_norm",
-    "lm_head",
+    "gate_proj", "up_proj", "fc1", "mlp_act", "down_proj", "fc2", "router", "expert_gate",
+    "expert_up", "expert_act", "expert_down", "moe_combine", "shared_gate_proj",
+    "shared_up_proj", "shared_act", "shared_down_proj", "shared_expert_gate", "shared_add",
+    "mlp_add", "final_norm", "lm_head",
 )  # fmt: skip
 OPS = (
     "Embedding", "Norm", "Linear", "Rotary", "KVCache", "Attention", "Softmax", "Activation",
-    "Residual",
+    "Residual", "Router", "Expert",
 )  # fmt: skip
+PRESETS = presets()  # name -> LLMConfig of every bundled config.json
 _LAYER = re.compile(r"^L(\d+)_")
 _ACT = {
     Activation.SILU: UnaryOp.SILU, Activation.GELU: UnaryOp.GELU,
@@ -103,7 +105,8 @@ class _LLMBuilder:
         self.b = CascadeBuilder(f"{config.name}_{workload.phase.value}")
         self.dt = config.dtype
         self.batch, self.new = workload.batch, workload.new_tokens
-        self.past, self.keys = workload.cache_len, workload.keys
+        self.past = cached_keys(config, workload)
+        self.keys = self.past + self.new
 
     # -- helpers
     def weight(self, name: str, shape: tuple[int, ...], ranks: tuple[str, ...]) -> str:
@@ -303,21 +306,24 @@ class _LLMBuilder:
         bo = self.weight(f"{p}bo", (c.hidden,), ("OUT",)) if c.out_bias else None
         return self.linear(f"{p}out_proj", ctx, wo, bo, Role.INTERMEDIATE)
 
-    def mlp(self, p: str, x: str) -> str:
+    def mlp(self, p: str, x: str, width: int | None = None, prefix: str = "") -> str:
+        """The dense MLP (or a MoE's shared expert: `prefix` "shared_", its `width`)."""
         c, b = self.c, self.b
         act = _ACT[c.activation]
 
         def lin(label: str, wname: str, x_: str, shape: tuple[int, int]) -> str:
-            w = self.weight(f"{p}w_{wname}", shape, ("IN", "OUT"))
-            bias = self.weight(f"{p}b_{wname}", (shape[1],), ("OUT",)) if c.mlp_bias else None
-            return self.linear(f"{p}{label}", x_, w, bias, Role.INTERMEDIATE)
+            w = self.weight(f"{p}w_{prefix}{wname}", shape, ("IN", "OUT"))
+            bias = (
+                self.weight(f"{p}b_{prefix}{wname}", (shape[1],), ("OUT",)) if c.mlp_bias else None
+            )
+            return self.linear(f"{p}{prefix}{label}", x_, w, bias, Role.INTERMEDIATE)
 
-        h, f = c.hidden, c.intermediate
+        h, f = c.hidden, width or c.intermediate
         if c.gated_mlp:
             gate = lin("gate_proj", "gate", x, (h, f))
             up = lin("up_proj", "up", x, (h, f))
             hid = b.map(
-                f"{p}mlp_act",
+                f"{p}{prefix}act" if prefix else f"{p}mlp_act",
                 [gate, up],
                 lambda g, u: Binary(BinaryOp.MUL, Unary(act, g), u),
                 op="Activation",
@@ -328,6 +334,13 @@ class _LLMBuilder:
         )
         return lin("fc2", "fc2", hid, (f, h))
 
+    def ffn(self, p: str, x: str) -> str:
+        if self.c.is_moe:
+            from codesign.frontends.llm_moe import moe_layer
+
+            return moe_layer(self, p, x)
+        return self.mlp(p, x)
+
     def layer(self, i: int, x: str, tables: tuple[str, str] | None, mask: str | None) -> str:
         p = f"L{i}_"
         block = self.c.block
@@ -335,13 +348,16 @@ class _LLMBuilder:
             x = self.norm(
                 f"{p}attn_norm", self.add(f"{p}attn_add", x, self.attention(p, x, tables, mask))
             )
-            return self.norm(f"{p}mlp_norm", self.add(f"{p}mlp_add", x, self.mlp(p, x)))
+            return self.norm(f"{p}mlp_norm", self.add(f"{p}mlp_add", x, self.ffn(p, x)))
         h = self.norm(f"{p}attn_norm", x)
         attn = self.attention(p, h, tables, mask)
         if block is Block.PARALLEL:
-            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), self.mlp(p, h))
+            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), self.ffn(p, h))
+        if block is Block.PARALLEL_TWO_NORMS:
+            mlp = self.ffn(p, self.norm(f"{p}mlp_norm", x))
+            return self.add(f"{p}mlp_add", self.add(f"{p}attn_add", x, attn), mlp)
         x = self.add(f"{p}attn_add", x, attn)
-        return self.add(f"{p}mlp_add", x, self.mlp(p, self.norm(f"{p}mlp_norm", x)))
+        return self.add(f"{p}mlp_add", x, self.ffn(p, self.norm(f"{p}mlp_norm", x)))
 
     def head(self, x: str) -> None:
         c, b = self.c, self.b
@@ -425,15 +441,24 @@ def build_llm(
     return _LLMBuilder(config, workload, n_layers, lm_head).build()
 
 
+def cached_keys(config: LLMConfig, workload: Workload) -> int:
+    """Keys the KV cache holds for a pass: the earlier tokens, at most ``sliding_window - 1``
+    with a window (a rolling buffer: the new token then attends to exactly the window)."""
+    past = workload.cache_len
+    if config.sliding_window and workload.phase is Phase.DECODE:
+        past = min(past, config.sliding_window - 1)
+    return past
+
+
 def llm_from_spec(
     name: str, batch: int, seq: int, phase: str | Phase, kv_len: int | None = None
 ) -> Cascade:
-    """The CLI's ``--llm NAME --batch --seq --phase --kv-len``: a preset's Cascade."""
+    """The CLI's ``--llm NAME|config.json --batch --seq --phase --kv-len``."""
     try:
         phase_ = phase if isinstance(phase, Phase) else Phase(phase.strip().lower())
     except ValueError:
         raise InputError(f"unknown phase {phase!r}; known: prefill, decode") from None
-    return build_llm(preset(name), Workload(batch, seq, phase_, kv_len))
+    return build_llm(resolve_llm(name), Workload(batch, seq, phase_, kv_len))
 
 
 # -- running a built cascade ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Transformer configurations and workloads for the LLM workload builder (`codesign.frontends.llm`).
 
-Every preset number comes from the model's published Hugging Face ``config.json`` (sources in
-docs/llm.md); `param_count` reproduces the published parameter counts, which the tests check.
+The presets are Hugging Face ``config.json`` files bundled with the package
+(``frontends/llm_configs``, sources in docs/llm.md), read by `codesign.frontends.hf_config`;
+`param_count` reproduces the published parameter counts, which the tests check.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Block(Enum):
     PRE_NORM = "pre_norm"  # x += attn(norm1(x)); x += mlp(norm2(x))    (Llama, GPT-2, OPT)
     POST_NORM = "post_norm"  # x = norm1(x + attn(x)); x = norm2(x + mlp(x))  (BERT)
     PARALLEL = "parallel"  # x += attn(norm(x)) + mlp(norm(x))             (Phi-2, GPT-J)
+    PARALLEL_TWO_NORMS = "parallel_two_norms"  # x += attn(n1(x)) + mlp(n2(x))  (Falcon-40B)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,11 @@ class LLMConfig:
     embed_norm: bool = False  # BERT normalises the summed embeddings
     final_norm: bool = True
     dtype: DType = DType.F16
+    sliding_window: int = 0  # 0: full attention; else each token attends to the last N keys
+    experts: int = 0  # routed experts per MoE layer (0: dense MLP of width `intermediate`)
+    experts_per_token: int = 0  # top-k
+    shared_intermediate: int = 0  # width of the always-active shared expert (0: none)
+    shared_expert_gate: bool = False  # Qwen2-MoE: sigmoid(x . w) scales the shared expert
 
     def __post_init__(self) -> None:
         sizes = ("layers", "hidden", "intermediate", "heads", "kv_heads", "vocab", "max_position")
@@ -101,6 +108,17 @@ class LLMConfig:
                 f"LLM config {self.name}: rotary_dim {self.rotary_dim} must be even and "
                 f"at most head_dim {self.head_dim}"
             )
+        if self.experts and not 0 < self.experts_per_token <= self.experts:
+            raise InputError(
+                f"LLM config {self.name}: experts_per_token {self.experts_per_token} must be "
+                f"in 1..experts {self.experts}"
+            )
+        if self.sliding_window < 0:
+            raise InputError(f"LLM config {self.name}: sliding_window must be >= 0")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
 
     @property
     def group_size(self) -> int:
@@ -149,6 +167,54 @@ class Workload:
         return self.cache_len + self.new_tokens
 
 
+def _mlp_params(c: LLMConfig, width: int) -> int:
+    mlp = (3 if c.gated_mlp else 2) * c.hidden * width
+    if c.mlp_bias:
+        mlp += (2 if c.gated_mlp else 1) * width + c.hidden
+    return mlp
+
+
+def expected_active_experts(config: LLMConfig, tokens: int) -> float:
+    """Distinct experts a MoE layer reads for `tokens` tokens routed independently and
+    uniformly, each to `experts_per_token` distinct experts: ``E (1 - (1 - k/E)^T)``.
+
+    An expert stays unread only if none of the T tokens picks it (each token misses it with
+    probability ``1 - k/E``).  Real routers are not uniform (load-balancing losses push them
+    towards it), so this is the balanced-routing expectation.  A dense model reads its one MLP.
+    """
+    if not config.is_moe:
+        return 1.0
+    e, k = config.experts, config.experts_per_token
+    return e * (1.0 - (1.0 - k / e) ** tokens)
+
+
+def active_experts(config: LLMConfig, tokens: int) -> int:
+    """`expected_active_experts` rounded to whole experts, within [k, min(E, T k)]: the
+    experts whose weights the builder's MoE layer reads."""
+    if not config.is_moe:
+        return 1
+    k = config.experts_per_token
+    high = min(config.experts, tokens * k)
+    return max(min(round(expected_active_experts(config, tokens)), high), min(k, high))
+
+
+def tokens_per_expert(config: LLMConfig, tokens: int) -> float:
+    """Expected tokens each active expert processes: ``T k / active experts``."""
+    if not config.is_moe:
+        return float(tokens)
+    return tokens * config.experts_per_token / expected_active_experts(config, tokens)
+
+
+def active_param_count(config: LLMConfig, tokens: int = 1) -> int:
+    """Parameters a forward pass over `tokens` tokens reads (MoE: only the active experts;
+    the embedding table counts whole, as `param_count` does)."""
+    total = param_count(config)
+    if not config.is_moe:
+        return total
+    unread = config.experts - active_experts(config, tokens)
+    return total - config.layers * unread * _mlp_params(config, config.intermediate)
+
+
 def param_count(config: LLMConfig, layers: int | None = None) -> int:
     """Parameters of the model (no pooler, no MLM head), counting a tied LM head once."""
     c = config
@@ -159,9 +225,11 @@ def param_count(config: LLMConfig, layers: int | None = None) -> int:
         attn += q_out + 2 * kv_out
     if c.out_bias:
         attn += c.hidden
-    mlp = (3 if c.gated_mlp else 2) * c.hidden * c.intermediate
-    if c.mlp_bias:
-        mlp += (2 if c.gated_mlp else 1) * c.intermediate + c.hidden
+    mlp = _mlp_params(c, c.intermediate) * max(c.experts, 1)
+    if c.is_moe:
+        mlp += c.hidden * c.experts  # router
+        mlp += _mlp_params(c, c.shared_intermediate) if c.shared_intermediate else 0
+        mlp += c.hidden if c.shared_expert_gate else 0
     norm = c.hidden * (2 if c.norm is Norm.LAYERNORM else 1)
     norms_per_layer = 1 if c.block is Block.PARALLEL else 2
     total = n_layers * (attn + mlp + norms_per_layer * norm)
@@ -175,57 +243,8 @@ def param_count(config: LLMConfig, layers: int | None = None) -> int:
     return total
 
 
-_LLAMA = dict(gated_mlp=True, activation=Activation.SILU, norm=Norm.RMSNORM)
-_LEARNED_LN = dict(
-    gated_mlp=False, norm=Norm.LAYERNORM, positions=Positions.LEARNED, tied_embeddings=True,
-    qkv_bias=True, out_bias=True, mlp_bias=True,
-)  # fmt: skip
-
-# Sources: each model's config.json on the Hugging Face hub (links in docs/llm.md).
-PRESETS: dict[str, LLMConfig] = {
-    c.name: c
-    for c in (
-        LLMConfig("llama-2-7b", 32, 4096, 11008, 32, 32, 32000, **_LLAMA),  # type: ignore[arg-type]
-        LLMConfig("llama-2-13b", 40, 5120, 13824, 40, 40, 32000, **_LLAMA),  # type: ignore[arg-type]
-        LLMConfig("llama-2-70b", 80, 8192, 28672, 64, 8, 32000, **_LLAMA),  # type: ignore[arg-type]
-        LLMConfig(
-            "llama-3-8b", 32, 4096, 14336, 32, 8, 128256, rope_theta=500000.0,
-            max_position=8192, **_LLAMA,  # type: ignore[arg-type]
-        ),
-        LLMConfig(
-            "yi-6b", 32, 4096, 11008, 32, 4, 64000, rope_theta=5000000.0, **_LLAMA,  # type: ignore[arg-type]
-        ),
-        LLMConfig(
-            "smollm2-135m", 30, 576, 1536, 9, 3, 49152, rope_theta=100000.0, max_position=8192,
-            tied_embeddings=True, **_LLAMA,  # type: ignore[arg-type]
-        ),
-        LLMConfig(
-            "opt-1.3b", 24, 2048, 8192, 32, 32, 50272, activation=Activation.RELU,
-            max_position=2048, position_offset=2, **_LEARNED_LN,  # type: ignore[arg-type]
-        ),
-        LLMConfig(
-            "gpt2", 12, 768, 3072, 12, 12, 50257, activation=Activation.GELU_TANH,
-            max_position=1024, **_LEARNED_LN,  # type: ignore[arg-type]
-        ),
-        LLMConfig(
-            "phi-2", 32, 2560, 10240, 32, 32, 51200, gated_mlp=False,
-            activation=Activation.GELU_TANH, norm=Norm.LAYERNORM, rotary_dim=32,
-            max_position=2048, qkv_bias=True, out_bias=True, mlp_bias=True, lm_head_bias=True,
-            block=Block.PARALLEL,
-        ),
-        LLMConfig(
-            "bert-base", 12, 768, 3072, 12, 12, 30522, activation=Activation.GELU,
-            norm_eps=1e-12, max_position=512, block=Block.POST_NORM, causal=False,
-            type_vocab=2, embed_norm=True, final_norm=False,
-            **{**_LEARNED_LN, "tied_embeddings": False},  # type: ignore[arg-type]
-        ),
-    )
-}  # fmt: skip
-
-
 def preset(name: str) -> LLMConfig:
-    """The preset called `name` (case-insensitive); InputError lists the known names."""
-    key = name.strip().lower()
-    if key not in PRESETS:
-        raise InputError(f"unknown LLM preset {name!r}; known: {', '.join(PRESETS)}")
-    return PRESETS[key]
+    """The bundled preset called `name` (`codesign.frontends.llm_presets.preset`)."""
+    from codesign.frontends.llm_presets import preset as bundled
+
+    return bundled(name)

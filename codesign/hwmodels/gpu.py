@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codesign.errors import InputError
+from codesign.hwmodels.interconnect import Interconnect, InterconnectSpec, interconnect_from_spec
 from codesign.hwmodels.presets import ALIASES, GPU_PRESET_DIR, preset_key
 from codesign.hwmodels.yamlio import load_validated
 from codesign.ir.dtypes import DType
@@ -126,6 +127,7 @@ class DeviceSpec(_Strict):
     registers_kib_per_sm: PositiveFloat | None = None
     memory: tuple[MemorySpec, ...] = Field(min_length=1)
     efficiency: EfficiencySpec = EfficiencySpec()
+    interconnect: InterconnectSpec | None = None  # device-to-device link (multi-device runs)
     sources: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -176,6 +178,7 @@ class Device:
     source: str
     sources: tuple[tuple[str, str], ...]
     source_path: str
+    interconnect: Interconnect | None = None
 
     @property
     def dram(self) -> MemoryLevel:
@@ -285,6 +288,9 @@ def device_from_spec(spec: DeviceSpec, source_path: str | Path = "") -> Device:
         source=spec.source,
         sources=tuple(sorted(spec.sources.items())),
         source_path=str(source_path),
+        interconnect=None
+        if spec.interconnect is None
+        else interconnect_from_spec(spec.interconnect),
     )
 
 

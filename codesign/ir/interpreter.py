@@ -18,8 +18,8 @@ from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
-from codesign.ir.traits import product_factors
 from codesign.ir.recurrence import RecurrenceError, recurrence_of, step_einsum
+from codesign.ir.traits import product_factors
 
 Array = np.ndarray
 
