@@ -76,6 +76,21 @@ def _level(
     )
 
 
+def _table(path: Path, spec: ArchSpec) -> EnergyTable:
+    """The named energy table, or the estimators' table when the YAML names none."""
+    if spec.energy_table is None:
+        from codesign.hwmodels.estimators import estimate_arch_table
+
+        return estimate_arch_table(spec)
+    table_path = (path.parent / spec.energy_table).resolve()
+    if not table_path.is_file():
+        raise input_error(path, ("energy_table",), f"no such file {table_path}")
+    try:
+        return load_energy_table(table_path, spec.technology_nm)
+    except InputError as error:
+        raise InputError(f"{path}: energy_table: {error}") from error
+
+
 def load_arch(path: str | Path) -> Arch:
     """Validate a hardware YAML (and the energy table it names) into a frozen ``Arch``.
 
@@ -87,13 +102,7 @@ def load_arch(path: str | Path) -> Arch:
     if errors:
         loc, message = errors[0]
         raise input_error(path, loc, message)
-    table_path = (path.parent / spec.energy_table).resolve()
-    if not table_path.is_file():
-        raise input_error(path, ("energy_table",), f"no such file {table_path}")
-    try:
-        table = load_energy_table(table_path, spec.technology_nm)
-    except InputError as error:
-        raise InputError(f"{path}: energy_table: {error}") from error
+    table = _table(path, spec)
     levels = tuple(
         _level(path, index, level, table, spec.clock_ghz) for index, level in enumerate(spec.levels)
     )
@@ -105,7 +114,7 @@ def load_arch(path: str | Path) -> Arch:
     compute = ComputeUnit(
         name=spec.compute.name,
         mac_bits=spec.compute.mac_bits,
-        count=spec.compute.count,
+        count=spec.pe_count,
         mac_energy_pj=mac_pj,
         leak_energy_pj_per_cycle=compute_component.energy_pj(Action.LEAK) or 0.0,
         area_um2=compute_component.area_um2,
