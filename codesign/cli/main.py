@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cli import graph_cmd
 
     graph_cmd.add_parser(sub, _model_args)
+    from codesign.cli import dse_cmd
+
+    dse_cmd.add_parser(sub, _model_args)
     return parser
 
 

@@ -41,6 +41,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import (
@@ -305,3 +306,53 @@ def estimate_arch_table(spec: ArchSpec) -> EnergyTable:
     )
     rows.append(estimate(unit))
     return table_of(f"{spec.name}_estimated", spec.technology_nm, tuple(rows))
+
+
+# --- area of a whole hardware, per component (mm^2) ---------------------------------------------
+def _spatial_area(hw: Any) -> dict[str, float]:
+    areas = {
+        level.name: level.area_um2 * hw.instances(index) * 1e-6
+        for index, level in enumerate(hw.levels)
+    }
+    areas[hw.compute.name] = hw.compute.area_um2 * hw.compute.count * 1e-6
+    return areas
+
+
+def _bitserial_area(hw: Any) -> dict[str, float]:
+    """Buffers by the SRAM estimator (64-bit access); PEs as ``dp`` 8-bit MAC areas each
+    (an assumption: the card gives PE energy from synthesis but no PE area)."""
+    node = hw.technology_nm
+
+    def buffer_mm2(name: str, size_bytes: int) -> float:
+        query = ComponentQuery(name, ComponentClass.SRAM, node, hw.clock_ghz, size_bytes * 8, 64)
+        return sram(query).area_um2 * 1e-6
+
+    pe = mac(ComponentQuery("pe", ComponentClass.MAC, node, width_bits=8)).area_um2 * hw.dp
+    return {
+        "weight_buffer": buffer_mm2("weight_buffer", hw.weight_buffer_bytes),
+        "input_buffer": buffer_mm2("input_buffer", hw.input_buffer_bytes),
+        "pe_array": pe * hw.pe_count * 1e-6,
+    }
+
+
+def _tensor_core_area(hw: Any) -> dict[str, float]:
+    """Tensor cores only (the card's synthesis fit per SM times the SMs); the host GPU's other
+    area is not modelled."""
+    return {"tensor_cores": hw.tc_area_mm2_per_sm * hw.sm_count}
+
+
+AREA_BY_FAMILY: dict[str, Callable[[Any], dict[str, float]]] = {
+    "spatial": _spatial_area,
+    "bitserial": _bitserial_area,
+    "tensor_core": _tensor_core_area,
+}
+
+
+def area_breakdown_mm2(hardware: Any) -> dict[str, float]:
+    """Area per component in mm^2 of any mappable hardware (spatial `Arch`es have no
+    ``family`` attribute and count as ``spatial``)."""
+    family = getattr(hardware, "family", "spatial")
+    if family not in AREA_BY_FAMILY:
+        known = ", ".join(AREA_BY_FAMILY)
+        raise InputError(f"{hardware.name}: no area model for family {family!r} (known: {known})")
+    return AREA_BY_FAMILY[family](hardware)
