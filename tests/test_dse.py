@@ -45,15 +45,21 @@ def _space(tmp_path: Path, **extra) -> Path:
         "name": "t",
         "hardware": str(CARD),
         "axes": [
-            {"name": "array", "paths": ["levels.1.fanout.x", "levels.1.fanout.y"],
-             "values": [4, 8]},
-            {"name": "glb", "paths": ["levels.1.size_bytes"],
-             "log_range": {"start": 65536, "stop": 262144, "base": 4}},
+            {
+                "name": "array",
+                "paths": ["levels.1.fanout.x", "levels.1.fanout.y"],
+                "values": [4, 8],
+            },
+            {
+                "name": "glb",
+                "paths": ["levels.1.size_bytes"],
+                "log_range": {"start": 65536, "stop": 262144, "base": 4},
+            },
         ],
         "workloads": [{"name": "mlp", "model": str(MLP)}],
         "objectives": ["latency", "energy", "area"],
         "mapper": {"evaluations": 30},
-    }  # fmt: skip
+    }
     doc.update(extra)
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -87,12 +93,31 @@ def test_resumed_sweep_recomputes_nothing(tmp_path: Path) -> None:
 def test_sweep_killed_midway_resumes_with_every_point_exactly_once(tmp_path: Path) -> None:
     space_path = _space(
         tmp_path,
-        axes=[{"name": "array", "paths": ["levels.1.fanout.x", "levels.1.fanout.y"],
-               "values": [2, 3, 4, 5, 6, 7, 8, 9]}],  # fmt: skip
+        axes=[
+            {
+                "name": "array",
+                "paths": ["levels.1.fanout.x", "levels.1.fanout.y"],
+                "values": [2, 3, 4, 5, 6, 7, 8, 9],
+            }
+        ],
     )
     db = tmp_path / "r.sqlite"
-    cmd = [sys.executable, "-m", "codesign.cli.main", "dse", str(space_path), "--db", str(db),
-           "--out", str(tmp_path / "o"), "--workers", "1", "--executor", "inline", "-q"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "codesign.cli.main",
+        "dse",
+        str(space_path),
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "o"),
+        "--workers",
+        "1",
+        "--executor",
+        "inline",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     done = 0
@@ -143,8 +168,10 @@ def test_ray_gives_the_process_pool_results(tmp_path: Path) -> None:
 
 
 def test_random_and_optuna_are_deterministic_for_a_seed(tmp_path: Path) -> None:
-    for strategy in ({"kind": "random", "samples": 3, "seed": 1},
-                     {"kind": "optuna", "samples": 3, "seed": 1, "batch": 2}):  # fmt: skip
+    for strategy in (
+        {"kind": "random", "samples": 3, "seed": 1},
+        {"kind": "optuna", "samples": 3, "seed": 1, "batch": 2},
+    ):
         pytest.importorskip("optuna") if strategy["kind"] == "optuna" else None
         space = load_space(_space(tmp_path, strategy=strategy))
         runs = []

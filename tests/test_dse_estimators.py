@@ -108,9 +108,8 @@ def test_unknown_dram_kind_names_the_known_ones() -> None:
 
 
 def test_wider_mac_costs_more_energy_and_area() -> None:
-    rows = [
-        estimate(ComponentQuery("m", ComponentClass.MAC, 45, width_bits=b)) for b in (4, 8, 16)
-    ]
+    rows = [estimate(ComponentQuery("m", ComponentClass.MAC, 45, width_bits=b)) for b in (4, 8, 16)]
     energies = [r.energy_pj(Action.MAC, None) or 0.0 for r in rows]
     assert energies == sorted(energies) and rows[0].area_um2 < rows[2].area_um2
-    assert energies[1] == pytest.approx(0.2 + 0.03 * 2**0.87, rel=1e-9)  # Horowitz 8b mult + 16b add
+    # Horowitz: 8-bit multiply + 16-bit add
+    assert energies[1] == pytest.approx(0.2 + 0.03 * 2**0.87, rel=1e-9)

@@ -120,9 +120,7 @@ def _show(args: argparse.Namespace, console: Console) -> int:
         if objectives_text is None:
             raise InputError(f"{db}: no sweep recorded in this database")
         objectives = [Objective(o) for o in json.loads(objectives_text)]
-        constraints = [
-            ConstraintSpec(**c) for c in json.loads(store.meta("constraints") or "[]")
-        ]
+        constraints = [ConstraintSpec(**c) for c in json.loads(store.meta("constraints") or "[]")]
         axes = json.loads(store.meta("axes") or "[]")
         rows = list(store.rows())
     out = Path(args.out) if args.out else db.parent
