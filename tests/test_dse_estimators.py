@@ -113,3 +113,33 @@ def test_wider_mac_costs_more_energy_and_area() -> None:
     assert energies == sorted(energies) and rows[0].area_um2 < rows[2].area_um2
     # Horowitz: 8-bit multiply + 16-bit add
     assert energies[1] == pytest.approx(0.2 + 0.03 * 2**0.87, rel=1e-9)
+
+
+def test_map_json_reports_area_per_component_and_figures_of_merit(capsys) -> None:
+    import json
+
+    from codesign.cli.main import main
+
+    root = Path(__file__).resolve().parents[1]
+    argv = [
+        "map",
+        str(root / "examples/models/mlp.onnx"),
+        "--hw",
+        str(root / "examples/hw/eyeriss_like.yaml"),
+        "--evaluations",
+        "30",
+        "--json",
+        "-",
+        "-q",
+    ]
+    assert main(argv) == 0
+    total = json.loads(capsys.readouterr().out)["total"]
+    area = total["area_mm2"]
+    # the Eyeriss-like ART: 217363 um^2 global buffer, 168 MACs of 191.82 um^2
+    assert area["by_component"]["shared_glb"] == pytest.approx(0.21736338)
+    assert area["by_component"]["mac"] == pytest.approx(168 * 191.82e-6)
+    assert area["total"] == pytest.approx(sum(area["by_component"].values()))
+    assert total["edp_js"] == pytest.approx(total["energy_pj"] * 1e-12 * total["latency_s"])
+    assert total["perf_per_area_inf_per_s_mm2"] == pytest.approx(
+        1 / total["latency_s"] / area["total"]
+    )

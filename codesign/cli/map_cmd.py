@@ -249,6 +249,26 @@ def print_result(result: CascadeResult, console: Console) -> None:
     console.print(f"energy by level: {parts}")
 
 
+def _figures_of_merit(result: CascadeResult, hw_path: str) -> dict:
+    """Area per component (the hardware's estimators or ART) and perf/area, perf/W, EDP."""
+    from codesign.hwmodels.estimators import area_breakdown_mm2
+    from codesign.hwmodels.hardware import load_hardware
+    from codesign.sim.report import figures_of_merit
+
+    return figures_of_merit(result, area_breakdown_mm2(load_hardware(hw_path)))
+
+
+def _print_figures_of_merit(total: dict, console: Console) -> None:
+    area = total["area_mm2"]
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in area["by_component"].items() if v > 0)
+    line = f"area: {area['total']:.4g} mm²" + (f" ({parts})" if parts else "")
+    if total["perf_per_area_inf_per_s_mm2"] is not None:
+        line += f"; perf/area {total['perf_per_area_inf_per_s_mm2']:.4g} inf/s/mm²"
+    if total["perf_per_w_inf_per_j"] is not None:
+        line += f"; perf/W {total['perf_per_w_inf_per_j']:.4g} inf/J"
+    console.print(line + f"; EDP {total['edp_js']:.4g} J·s")
+
+
 def _unpin_weight_bits(arch, hw_path: str):
     """`arch` with a bit-serial YAML's pinned weight width dropped (announced on stderr), so
     the weight dtypes a pipeline set decide the cost; other hardware reads the IR already."""
@@ -293,6 +313,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             base_args, base_passes.cascade, args.baseline, quiet, _retypes_weights(base_passes)
         )
     doc = result_dict(result)
+    doc["total"].update(_figures_of_merit(result, args.hw))
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
@@ -318,6 +339,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if pipeline is not None:
         print(passes_text(passes), end="")
     print_result(result, console)
+    _print_figures_of_merit(doc["total"], console)
     if baseline is not None:
         if base_passes is not passes:
             print("baseline " + (passes_text(base_passes) or "passes: none\n"), end="")

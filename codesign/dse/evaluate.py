@@ -9,7 +9,6 @@ of frozen keys), so a worker pays for each model once.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -146,20 +145,20 @@ def map_design(cascade: Cascade, hardware: Any, mapper: MapperSpec, seed: int) -
     return CascadeMapper(options=options, model=model).map(cascade, hardware)
 
 
-def metrics_of(result: CascadeResult, area_mm2: float) -> dict[str, float | None]:
-    """Totals and the figures of merit; perf is inferences (one cascade run) per second."""
-    latency_s = result.latency_s
-    energy_j = result.energy_pj * 1e-12
-    per_s = 1.0 / latency_s if latency_s > 0 else math.inf
+def metrics_of(result: CascadeResult, area_by_component_mm2: dict[str, float]) -> dict:
+    """A point's metrics: totals and ``sim.report.figures_of_merit`` flattened."""
+    from codesign.sim.report import figures_of_merit
+
+    merit = figures_of_merit(result, area_by_component_mm2)
     return {
         "cycles": result.cycles,
-        "latency_s": latency_s,
+        "latency_s": result.latency_s,
         "energy_pj": result.energy_pj,
-        "area_mm2": area_mm2,
-        "edp_js": energy_j * latency_s,
-        "power_w": energy_j / latency_s if latency_s > 0 else None,
-        "perf_per_area_inf_per_s_mm2": per_s / area_mm2 if area_mm2 > 0 else None,
-        "perf_per_w_inf_per_j": 1.0 / energy_j if energy_j > 0 else None,
+        "area_mm2": merit["area_mm2"]["total"],
+        "edp_js": merit["edp_js"],
+        "power_w": merit["power_w"],
+        "perf_per_area_inf_per_s_mm2": merit["perf_per_area_inf_per_s_mm2"],
+        "perf_per_w_inf_per_j": merit["perf_per_w_inf_per_j"],
     }
 
 
@@ -172,7 +171,7 @@ def evaluate(task: Task) -> Outcome:
         hardware = load_point_hardware(task.hardware_path, task.settings)
         cascade = compressed(task.workload, task.point.pipeline, task.seed)
         result = map_design(cascade, hardware, task.mapper, task.seed)
-        metrics = metrics_of(result, sum(area_breakdown_mm2(hardware).values()))
+        metrics = metrics_of(result, area_breakdown_mm2(hardware))
         metrics["accuracy_cosine"] = (
             accuracy_cosine(task.workload, task.point.pipeline, task.seed)
             if task.want_accuracy
