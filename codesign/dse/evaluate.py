@@ -47,7 +47,8 @@ class Outcome:
 
 def make_task(space: Space, point: Point, key: str) -> Task:
     values = dict(point.values)
-    settings = tuple(
+    fixed = tuple((path, value, f"{space.source_path}: set") for path, value in space.fixed)
+    settings = fixed + tuple(
         (path, values[axis.name], f"{space.source_path}: axis {axis.name}")
         for axis in space.axes
         for path in axis.paths

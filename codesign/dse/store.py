@@ -62,6 +62,7 @@ def point_key(space: Space, point: Point) -> str:
     doc = {
         "values": [[k, v] for k, v in point.values],
         "paths": [[a.name, [list(p) for p in a.paths]] for a in space.axes],
+        "fixed": [[list(p), v] for p, v in space.fixed],
         "pipeline": point.pipeline,
         "workload": asdict(workload),
         "hardware": hashlib.sha256(Path(space.hardware_path).read_bytes()).hexdigest(),

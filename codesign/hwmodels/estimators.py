@@ -335,10 +335,20 @@ def _bitserial_area(hw: Any) -> dict[str, float]:
     }
 
 
+# LUT Tensor Core's synthesis points (Table 1) are all of its M2N64K4 unit.
+LUT_SYNTHESIS_TILE_MNK = (2, 64, 4)
+
+
 def _tensor_core_area(hw: Any) -> dict[str, float]:
     """Tensor cores only (the card's synthesis fit per SM times the SMs); the host GPU's other
-    area is not modelled."""
-    return {"tensor_cores": hw.tc_area_mm2_per_sm * hw.sm_count}
+    area is not modelled.  A LUT unit of another tile shape is scaled by its MACs per cycle,
+    M*N*K, relative to the synthesised M2N64K4 unit (an assumption: the paper gives no area per
+    tile shape)."""
+    per_sm = hw.tc_area_mm2_per_sm
+    if hw.tile_m and hw.tile_n and hw.tile_k:
+        m, n, k = LUT_SYNTHESIS_TILE_MNK
+        per_sm *= hw.tile_m * hw.tile_n * hw.tile_k / (m * n * k)
+    return {"tensor_cores": per_sm * hw.sm_count}
 
 
 AREA_BY_FAMILY: dict[str, Callable[[Any], dict[str, float]]] = {
