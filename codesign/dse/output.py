@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codesign.dse.pareto import pareto_indices
 from codesign.dse.space import METRICS
 from codesign.dse.store import Row
 from codesign.errors import InputError
@@ -108,16 +109,31 @@ def write_plots(
             dots = ax.scatter(
                 _values(mine, x), _values(mine, y), s=14, alpha=0.5, label=f"{workload}"
             )
-            front = sorted((r for r in mine if r["on_front"]), key=lambda r: r[x])
-            if front:
-                ax.plot(
-                    _values(front, x),
-                    _values(front, y),
-                    "o-",
-                    ms=5,
-                    color=dots.get_facecolor()[0],
-                    label=f"{workload} Pareto front",
+            color = tuple(dots.get_facecolor()[0])
+            on = [r for r in mine if r["on_front"]]
+            if on:
+                ax.scatter(
+                    _values(on, x),
+                    _values(on, y),
+                    s=22,
+                    marker="s",
+                    facecolors="none",
+                    edgecolors=[color],
+                    label=f"{workload}: on the front",
                 )
+            sign = -1.0 if y == "accuracy_cosine" else 1.0  # accuracy is maximised
+            costs = [
+                (float(r[x]) * (-1.0 if x == "speedup" else 1.0), sign * float(r[y])) for r in mine
+            ]
+            pair = sorted((mine[i] for i in pareto_indices(costs)), key=lambda r: r[x])
+            ax.plot(
+                _values(pair, x),
+                _values(pair, y),
+                "-",
+                lw=1.2,
+                color=color,
+                label=f"{workload}: front of these two",
+            )
         if logs:
             ax.set_xscale("log")
             ax.set_yscale("log")
