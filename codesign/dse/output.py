@@ -104,12 +104,12 @@ def write_plots(
         if not pts:
             return
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
-        for workload in dict.fromkeys(r["workload"] for r in pts):
+        for index, workload in enumerate(dict.fromkeys(r["workload"] for r in pts)):
             mine = [r for r in pts if r["workload"] == workload]
-            dots = ax.scatter(
-                _values(mine, x), _values(mine, y), s=14, alpha=0.5, label=f"{workload}"
+            color = f"C{index % 10}"
+            ax.scatter(
+                _values(mine, x), _values(mine, y), s=14, alpha=0.5, color=color, label=workload
             )
-            color = tuple(dots.get_facecolor()[0])
             on = [r for r in mine if r["on_front"]]
             if on:
                 ax.scatter(
@@ -118,7 +118,7 @@ def write_plots(
                     s=22,
                     marker="s",
                     facecolors="none",
-                    edgecolors=[color],
+                    edgecolors=color,
                     label=f"{workload}: on the front",
                 )
             sign = -1.0 if y == "accuracy_cosine" else 1.0  # accuracy is maximised
