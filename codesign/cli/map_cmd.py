@@ -318,6 +318,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
         doc["baseline"] = result_dict(baseline)
+        doc["baseline"]["total"].update(_figures_of_merit(baseline, args.baseline))
         if base_pipeline is not None:
             doc["baseline"]["passes"] = passes_json(base_passes)
         doc["speedup"] = baseline.cycles / result.cycles if result.cycles else None
