@@ -143,3 +143,17 @@ def test_map_json_reports_area_per_component_and_figures_of_merit(capsys) -> Non
     assert total["perf_per_area_inf_per_s_mm2"] == pytest.approx(
         1 / total["latency_s"] / area["total"]
     )
+
+
+def test_lut_unit_costs_more_with_a_bigger_table_and_dram_kinds_order_as_published() -> None:
+    def lut_pj(index_bits: int) -> float:
+        query = ComponentQuery("l", ComponentClass.LUT, 28, width_bits=8, index_bits=index_bits)
+        return estimate(query).energy_pj(Action.MAC) or 0.0
+
+    assert lut_pj(2) < lut_pj(3) < lut_pj(4)
+    per_bit = {
+        kind: (estimate(ComponentQuery("d", ComponentClass.DRAM, 28, width_bits=1, dram_kind=kind))
+               .energy_pj(Action.READ))
+        for kind in ("hbm2", "lpddr4", "gddr5", "ddr3")
+    }  # fmt: skip
+    assert per_bit == {"hbm2": 3.9, "lpddr4": 8.0, "gddr5": 14.0, "ddr3": 70.0}
