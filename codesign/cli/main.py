@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cli import rank_passes_cmd
 
     rank_passes_cmd.add_parser(sub, _model_args)
+    from codesign.cli import dse_cmd
+
+    dse_cmd.add_parser(sub, _model_args)
     return parser
 
 

@@ -251,6 +251,30 @@ def _print_notes(report: Report) -> None:
         print(f"codesign: note: {note}", file=sys.stderr)
 
 
+def _figures_of_merit(report: Report) -> dict:
+    """Area per component (the hardware's estimators or ART) and perf/area, perf/W, EDP;
+    area None for a family without an area model."""
+    from codesign.hwmodels.estimators import area_breakdown_mm2, has_area_model
+    from codesign.sim.report import figures_of_merit
+
+    area = area_breakdown_mm2(report.hw) if has_area_model(report.hw) else None
+    return figures_of_merit(report.result, area)
+
+
+def _print_figures_of_merit(total: dict, console: Console) -> None:
+    area = total["area_mm2"]
+    if area is None:
+        console.print(f"area: no area model for this hardware; EDP {total['edp_js']:.4g} J·s")
+        return
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in area["by_component"].items() if v > 0)
+    line = f"area: {area['total']:.4g} mm²" + (f" ({parts})" if parts else "")
+    if total["perf_per_area_inf_per_s_mm2"] is not None:
+        line += f"; perf/area {total['perf_per_area_inf_per_s_mm2']:.4g} inf/s/mm²"
+    if total["perf_per_w_inf_per_j"] is not None:
+        line += f"; perf/W {total['perf_per_w_inf_per_j']:.4g} inf/J"
+    console.print(line + f"; EDP {total['edp_js']:.4g} J·s")
+
+
 def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
     from codesign.cli.serving_opt import map_serving, serving_requested
@@ -281,11 +305,14 @@ def cmd_map(args: argparse.Namespace) -> int:
         base_report = map_from_flags(args, base_passes, args.baseline, None, quiet)
         _print_notes(base_report)
         baseline = base_report.result
+        base_figures = _figures_of_merit(base_report)
     doc = result_dict(result)
+    doc["total"].update(_figures_of_merit(report))
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
         doc["baseline"] = result_dict(baseline)
+        doc["baseline"]["total"].update(base_figures)
         if base_pipeline is not None:
             doc["baseline"]["passes"] = passes_json(base_passes)
         doc["speedup"] = baseline.cycles / result.cycles if result.cycles else None
@@ -307,6 +334,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if pipeline is not None:
         print(passes_text(passes), end="")
     print_result(result, console)
+    _print_figures_of_merit(doc["total"], console)
     if baseline is not None:
         if base_passes is not passes:
             print("baseline " + (passes_text(base_passes) or "passes: none\n"), end="")

@@ -78,13 +78,13 @@ def _level(
     )
 
 
-def arch_from_spec(spec: ArchSpec, path: Path) -> Arch:
-    """The frozen ``Arch`` of a validated card at ``path`` (its energy table resolved next to
-    the card, else in the preset library).  InputError ``file:line: field: message``."""
-    errors = spec.semantic_errors()
-    if errors:
-        loc, message = errors[0]
-        raise input_error(path, loc, message)
+def _table(path: Path, spec: ArchSpec) -> EnergyTable:
+    """The named energy table (next to the card, else in the preset library), or the
+    estimators' table when the YAML names none."""
+    if spec.energy_table is None:
+        from codesign.hwmodels.estimators import estimate_arch_table
+
+        return estimate_arch_table(spec)
     table_path = resolve_relative(path, spec.energy_table)
     if table_path is None:
         raise input_error(
@@ -92,9 +92,19 @@ def arch_from_spec(spec: ArchSpec, path: Path) -> Arch:
             "in the preset library"
         )  # fmt: skip
     try:
-        table = load_energy_table(table_path, spec.technology_nm)
+        return load_energy_table(table_path, spec.technology_nm)
     except InputError as error:
         raise InputError(f"{path}: energy_table: {error}") from error
+
+
+def arch_from_spec(spec: ArchSpec, path: Path) -> Arch:
+    """The frozen ``Arch`` of a validated card at ``path`` (its energy table resolved next to
+    the card, else in the preset library).  InputError ``file:line: field: message``."""
+    errors = spec.semantic_errors()
+    if errors:
+        loc, message = errors[0]
+        raise input_error(path, loc, message)
+    table = _table(path, spec)
     levels = tuple(
         _level(path, index, level, table, spec.clock_ghz) for index, level in enumerate(spec.levels)
     )
@@ -106,7 +116,7 @@ def arch_from_spec(spec: ArchSpec, path: Path) -> Arch:
     compute = ComputeUnit(
         name=spec.compute.name,
         mac_bits=spec.compute.mac_bits,
-        count=spec.compute.count,
+        count=spec.pe_count,
         mac_energy_pj=mac_pj,
         leak_energy_pj_per_cycle=compute_component.energy_pj(Action.LEAK) or 0.0,
         area_um2=compute_component.area_um2,

@@ -34,6 +34,8 @@ class LevelSpec(_Strict):
     word_bits: Positive = 8
     block_words: Positive = 1
     banks: Positive = 1
+    ports: Positive = 1  # read-write ports; used by the estimators when there is no energy_table
+    dram_kind: str = "lpddr4"  # DRAM pJ/bit kind for the estimators (hwmodels.estimators)
     read_bandwidth_words_per_cycle: PositiveFloat | None = None
     write_bandwidth_words_per_cycle: PositiveFloat | None = None
     bandwidth_gbps: PositiveFloat | None = None
@@ -64,7 +66,7 @@ class ComputeSpec(_Strict):
     name: str = Field(min_length=1)
     component: str | None = None
     mac_bits: Positive = 8
-    count: Positive
+    count: Positive | None = None  # derived from the level fan-outs when omitted
 
 
 class SparseSpec(_Strict):
@@ -85,12 +87,13 @@ class SparseSpec(_Strict):
 
 
 class ArchSpec(_Strict):
-    """Topology only; energies and areas come from ``energy_table`` (relative to the file)."""
+    """Topology only; energies and areas come from ``energy_table`` (relative to the file) or,
+    without one, from the estimators (``hwmodels.estimators``)."""
 
     name: str = Field(min_length=1)
     clock_ghz: PositiveFloat
     technology_nm: PositiveFloat
-    energy_table: str
+    energy_table: str | None = None
     dataflow: Dataflow | None = None
     source: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
@@ -124,7 +127,7 @@ class ArchSpec(_Strict):
                     )
                 )
         fanout = math.prod(level.fanout.x * level.fanout.y for level in self.levels)
-        if fanout != self.compute.count:
+        if self.compute.count is not None and fanout != self.compute.count:
             errors.append(
                 (
                     ("compute", "count"),
@@ -132,6 +135,11 @@ class ArchSpec(_Strict):
                 )
             )
         return errors
+
+    @property
+    def pe_count(self) -> int:
+        """MAC units: the product of the level fan-outs (``compute.count`` may only repeat it)."""
+        return math.prod(level.fanout.x * level.fanout.y for level in self.levels)
 
 
 class ActionSpec(_Strict):

@@ -41,6 +41,29 @@ def result_dict(result: CascadeResult) -> dict[str, Any]:
     }
 
 
+def figures_of_merit(
+    result: CascadeResult, area_by_component_mm2: dict[str, float] | None
+) -> dict[str, Any]:
+    """Area (mm^2, per component and total) and perf/area, perf/W, EDP; perf counts one run
+    of the cascade (an inference) per second.  None where a denominator is zero, and area
+    None where the hardware has no area model."""
+    latency_s, energy_j = result.latency_s, result.energy_pj * 1e-12
+    per_s = 1.0 / latency_s if latency_s > 0 else None
+    if area_by_component_mm2 is None:
+        area: dict[str, Any] | None = None
+        area_mm2 = 0.0
+    else:
+        area_mm2 = sum(area_by_component_mm2.values())
+        area = {"total": area_mm2, "by_component": dict(area_by_component_mm2)}
+    return {
+        "area_mm2": area,
+        "edp_js": energy_j * latency_s,
+        "power_w": energy_j / latency_s if latency_s > 0 else None,
+        "perf_per_area_inf_per_s_mm2": per_s / area_mm2 if per_s and area_mm2 > 0 else None,
+        "perf_per_w_inf_per_j": 1.0 / energy_j if energy_j > 0 else None,
+    }
+
+
 def plot_result(
     result: CascadeResult, path: str | Path, baseline: CascadeResult | None = None
 ) -> None:
