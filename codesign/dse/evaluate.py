@@ -92,7 +92,7 @@ def compressed(workload: Workload, pipeline: str, seed: int) -> tuple[Cascade, b
     from codesign.passes.report import run_pipeline
 
     result, reports = run_pipeline(cascade, pipeline, measure_error=False, seed=seed)
-    return result, retypes_weights(reports)
+    return result, retypes_weights(tuple(reports))
 
 
 def _accuracy_cascade(workload: Workload) -> Cascade:
