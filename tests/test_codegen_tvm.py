@@ -198,11 +198,19 @@ def test_snap_tile_picks_the_largest_divisor_not_above_the_request():
     assert snap_tile(10, 99) == 10
 
 
-def test_benchmark_times_every_einsum_kernel(mlp):
-    compiled = compile_cascade(mlp)
+def test_benchmark_times_every_einsum_kernel_when_unfused(mlp):
+    compiled = compile_cascade(mlp, groups=())
     times = benchmark(compiled, sample_inputs(mlp), repeat=3)
     assert [t.einsum for t in times] == [e.name for e in mlp.einsums]
     assert all(t.median_s > 0 and len(t.runs_s) == 3 for t in times)
+
+
+def test_fused_kernels_cover_every_einsum_once(mlp):
+    compiled = compile_cascade(mlp)
+    times = benchmark(compiled, sample_inputs(mlp), repeat=2)
+    covered = [e for t in times for e in t.einsums]
+    assert sorted(covered) == sorted(e.name for e in mlp.einsums)
+    assert len(times) < len(mlp.einsums)  # bias and GELU ride in the matmul kernels
 
 
 def test_export_writes_a_runner_that_reproduces_the_interpreter(mlp, tmp_path, capsys):

@@ -1,8 +1,9 @@
-"""Lowering of a Cascade to TVM Tensor Expressions: one PrimFunc per Einsum.
+"""Lowering of a Cascade to TVM Tensor Expressions: one PrimFunc per fused group or Einsum.
 
-Each Einsum becomes one ``te.compute`` (a reduction over ``te.reduce_axis`` when it has one)
-whose arguments are fresh placeholders of the tensors it reads, so every Einsum is a separate
-PrimFunc that can be scheduled and timed on its own.  Semantics follow the reference
+Each Einsum becomes one ``te.compute`` (a reduction over ``te.reduce_axis`` when it has one).
+An Einsum outside any fused group reads fresh placeholders of the tensors it reads, so it is a
+separate PrimFunc that can be scheduled and timed on its own; the members of a fused group
+(`codesign.codegen.groups`) are computes of ONE PrimFunc, whose inner tensors never leave it.  Semantics follow the reference
 interpreter (`codesign.ir.interpreter`), which is the oracle:
 
 * value types are NumPy's: the type of every sub-expression is found by running the
@@ -20,11 +21,13 @@ interpreter (`codesign.ir.interpreter`), which is the oracle:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codesign.codegen.groups import Group, check_groups, main_member
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
@@ -53,8 +56,9 @@ class Buffer:
 class Stage:
     """One PrimFunc: reads `inputs`, writes `output` (buffer names), in cascade order.
 
-    `einsum` is the Einsum it computes, or "" for a combine stage assembling a multi-producer
-    tensor.  `block` names the TE compute block that the schedules transform; `loop_vars`
+    `einsum` is the Einsum it computes (for a fused group: its main member, the one the kernel
+    is scheduled around; `einsums` lists them all), or "" for a combine stage assembling a
+    multi-producer tensor.  `block` names the TE compute block that the schedules transform; `loop_vars`
     names the IR iteration variable of each of its loops ("" for a constant output index), so
     tile sizes keyed by IR variable reach the right loop.
     """
@@ -66,6 +70,7 @@ class Stage:
     block: str
     loop_vars: tuple[str, ...]
     func: PrimFunc
+    einsums: tuple[str, ...] = ()  # every Einsum the kernel computes (a fused group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +100,13 @@ def _tvm():  # noqa: ANN202 - the module object
     return tvm
 
 
-def lower_cascade(cascade: Cascade) -> LoweredCascade:
-    """One PrimFunc per Einsum (plus one per multi-producer tensor); raises InputError for
-    index forms TVM cannot express (multi-variable output indices)."""
+def lower_cascade(cascade: Cascade, groups: Sequence[Sequence[str]] = ()) -> LoweredCascade:
+    """One PrimFunc per fused group (`groups`, see `codesign.codegen.groups`) and per Einsum
+    outside any group, plus one per multi-producer tensor; raises InputError for index forms
+    TVM cannot express (multi-variable output indices) and for invalid groups."""
     tvm = _tvm()
+    checked = check_groups(cascade, groups)
+    group_of = {name: g for g in checked for name in g}
     buffers: dict[str, Buffer] = {
         t.name: Buffer(t.name, t.shape, str(t.dtype.numpy)) for t in cascade.tensors
     }
@@ -108,18 +116,26 @@ def lower_cascade(cascade: Cascade) -> LoweredCascade:
     stages: list[Stage] = []
     for einsum in cascade.einsums:
         tensor = einsum.output.tensor
+        group = group_of.get(einsum.name)
+        if group is not None:
+            if einsum.name == group[-1]:  # a group runs where its last member would
+                stage, dtype = _lower_group(tvm, cascade, group, buffers)
+                stages.append(stage)
+            continue
         producers = cascade.producers(tensor)
         direct = len(producers) == 1 and _direct_output(cascade, einsum)
         out_name = tensor if direct else einsum.name + PIECE_SUFFIX
-        stage = _lower_einsum(tvm, cascade, einsum, buffers, out_name, direct)
-        buffers[out_name] = Buffer(out_name, _stage_shape(cascade, einsum, direct), stage[1])
-        stages.append(stage[0])
+        stage, dtype = _lower_einsum(tvm, cascade, einsum, buffers, out_name, direct)
+        buffers[out_name] = Buffer(out_name, _stage_shape(cascade, einsum, direct), dtype)
+        stages.append(stage)
         if not direct and last_producer[tensor] == einsum.name:
             stages.append(_combine(tvm, cascade, tensor, producers, buffers))
+    inside = {g[k] for g in checked for k in range(len(g) - 1)}
+    internal = {cascade.einsum(n).output.tensor for n in inside}
     return LoweredCascade(
         cascade.name,
         tuple(stages),
-        tuple(buffers.values()),
+        tuple(b for name, b in buffers.items() if name not in internal),
         tuple(t.name for t in cascade.inputs),
         tuple(t.name for t in cascade.weights),
         tuple(t.name for t in cascade.outputs),
@@ -168,15 +184,13 @@ class _Scope:
     guards: list[PrimExpr]
 
 
-def _lower_einsum(
-    tvm, cascade: Cascade, einsum: Einsum, buffers: dict[str, Buffer], out: str, direct: bool
-) -> tuple[Stage, str]:
+def _einsum_compute(
+    cascade: Cascade, einsum: Einsum, tensors: dict[str, Tensor], direct: bool
+) -> tuple[Tensor, str, tuple[str, ...]]:
+    """The TE compute of `einsum` reading `tensors` (placeholders, or computes of the same
+    kernel); returns (result, stored dtype, IR variable of each loop of its main block)."""
     from tvm import te, tirx  # noqa: PLC0415
 
-    placeholders = {
-        name: te.placeholder(buffers[name].shape, buffers[name].dtype, name=name)
-        for name in einsum.input_tensors
-    }
     extents = einsum.extents
     out_spec = cascade.tensor(einsum.output.tensor)
     out_dtype = out_spec.dtype.numpy
@@ -197,7 +211,7 @@ def _lower_einsum(
     def body_value(xs: tuple[Var, ...]) -> tuple[PrimExpr, np.dtype]:
         variables: dict[str, PrimExpr] = bind(xs)
         variables.update({v: ax.var for v, ax in raxes.items()})
-        scope = _Scope(cascade, placeholders, variables, extents, [])
+        scope = _Scope(cascade, tensors, variables, extents, [])
         value, dtype = _expr(tirx, einsum.body, scope, einsum.reduce is not None)
         if einsum.reduce is not None:
             acc = REDUCE[einsum.reduce](np.ones((1,), dtype)).dtype
@@ -226,17 +240,63 @@ def _lower_einsum(
             result = te.compute(
                 shape, lambda *xs: _store(tirx, acc(*xs), acc_dtype, out_dtype), name=name + "_cast"
             )
-    func = te.create_prim_func([*placeholders.values(), result])
-    symbol = SYMBOL_PREFIX + name
-    func = func.with_attr("global_symbol", symbol)
     if direct:
         names = [i.plain_var if isinstance(i, Affine) else None for i in einsum.output.indices]
         spatial = [n or "" for n in names]
     else:
         spatial = out_vars
-    loop_vars = (*spatial, *einsum.reduced)
-    stage = Stage(symbol, name, tuple(placeholders), out, name, loop_vars, func)
-    return stage, str(out_dtype)
+    return result, str(out_dtype), (*spatial, *einsum.reduced)
+
+
+def _lower_einsum(
+    tvm, cascade: Cascade, einsum: Einsum, buffers: dict[str, Buffer], out: str, direct: bool
+) -> tuple[Stage, str]:
+    from tvm import te  # noqa: PLC0415
+
+    placeholders = {
+        name: te.placeholder(buffers[name].shape, buffers[name].dtype, name=name)
+        for name in einsum.input_tensors
+    }
+    result, dtype, loop_vars = _einsum_compute(cascade, einsum, dict(placeholders), direct)
+    symbol = SYMBOL_PREFIX + einsum.name
+    func = te.create_prim_func([*placeholders.values(), result])
+    func = func.with_attr("global_symbol", symbol)
+    name = einsum.name
+    stage = Stage(symbol, name, tuple(placeholders), out, name, loop_vars, func, (name,))
+    return stage, dtype
+
+
+def _lower_group(
+    tvm, cascade: Cascade, group: Group, buffers: dict[str, Buffer]
+) -> tuple[Stage, str]:
+    """One PrimFunc computing every member of `group`; only the last member's output is an
+    argument, the others are buffers inside the kernel."""
+    from tvm import te  # noqa: PLC0415
+
+    tensors: dict[str, Tensor] = {}
+    placeholders: dict[str, Tensor] = {}
+    main = main_member(cascade, group)
+    loop_vars: tuple[str, ...] = ()
+    dtype = ""
+    result = None
+    for name in group:
+        einsum = cascade.einsum(name)
+        for tensor in einsum.input_tensors:
+            if tensor not in tensors:
+                buf = buffers[tensor]
+                placeholders[tensor] = te.placeholder(buf.shape, buf.dtype, name=tensor)
+                tensors[tensor] = placeholders[tensor]
+        result, dtype, member_vars = _einsum_compute(cascade, einsum, tensors, direct=True)
+        tensors[einsum.output.tensor] = result
+        if name == main:
+            loop_vars = member_vars
+    assert result is not None
+    symbol = SYMBOL_PREFIX + main
+    func = te.create_prim_func([*placeholders.values(), result])
+    func = func.with_attr("global_symbol", symbol)
+    out = cascade.einsum(group[-1]).output.tensor
+    stage = Stage(symbol, main, tuple(placeholders), out, main, loop_vars, func, group)
+    return stage, dtype
 
 
 def _combine(tvm, cascade: Cascade, tensor: str, producers, buffers: dict[str, Buffer]) -> Stage:
@@ -265,7 +325,7 @@ def _combine(tvm, cascade: Cascade, tensor: str, producers, buffers: dict[str, B
     symbol = SYMBOL_PREFIX + tensor + "_combine"
     func = func.with_attr("global_symbol", symbol)
     loop_vars = ("",) * len(spec.shape)
-    return Stage(symbol, "", tuple(pieces), tensor, tensor + "_combine", loop_vars, func)
+    return Stage(symbol, "", tuple(pieces), tensor, tensor + "_combine", loop_vars, func, ())
 
 
 def _region(tirx, einsum: Einsum, xs, shape) -> tuple[list, list]:
