@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from codesign.codegen.te_lower import Stage
+from codesign.codegen.te_lower import PAD_SUFFIX, Stage
 
 if TYPE_CHECKING:
     from tvm.target import Target
@@ -106,6 +106,9 @@ def _inline_around(sch: Any, main_name: str) -> Any | None:
     for block, name in zip(blocks[:-1], names[:-1], strict=True):
         if name == main_name:
             continue
+        if name.endswith(PAD_SUFFIX):  # inlining would bring the bounds test back
+            _tile_elementwise(sch, block, None)
+            continue
         try:
             sch.compute_inline(block)
         except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the nest
@@ -147,25 +150,31 @@ def _contraction_plan(
     extents = tuple(int(it.dom.extent) for it in iters)
     vector = spatial[-1]
     uses = [_read_uses(read, iters) for read in stmt.reads]
-    # the row variable: an output variable some operand does not read (it is broadcast)
+    # the row variable: an output variable read by an operand that does not read the vector
+    # variable (broadcast along the vector), while another operand reads the vector variable
+    # but not it (one vector load serves every row)
     rows = [
         k for k in spatial[:-1]
-        if extents[k] > 1 and any(k not in used and used for used, _ in uses)
+        if extents[k] > 1
+        and any(k in used and vector not in used for used, _ in uses)
+        and any(vector in used and k not in used for used, _ in uses)
     ]  # fmt: skip
-    if not rows or extents[vector] < micro.lanes:
+    if not rows or extents[vector] < 4:
         return None
-    row = max(rows, key=lambda k: (extents[k] >= micro.row_tile, k))
+    row = max(rows, key=lambda k: (extents[k] >= micro.row_tile, extents[k]))
     vector_tile = snap_tile(extents[vector], tiles.get(names[vector], micro.vector_tile))
     row_tile = snap_tile(extents[row], tiles.get(names[row], micro.row_tile))
     pack = []
     for index, (read, (used, dims)) in enumerate(zip(stmt.reads, uses, strict=True)):
         if vector not in used:
             continue
-        nbytes = _region_bytes(read)
-        contiguous = dims.get(vector) == len(read.region) - 1
-        if not contiguous or nbytes > PACK_MIN_BYTES:
-            if dims.get(vector) is None or len(dims) != len(read.region):
-                return None  # the vector variable sits in a compound index: no panel layout
+        last = len(read.region) - 1
+        if dims.get(vector) is None:
+            # a window index such as q + s: contiguous when only the last dimension reads it
+            if _dims_reading(read, iters, vector) != [last]:
+                return None
+            continue
+        if dims[vector] != last or _region_bytes(read) > PACK_MIN_BYTES:
             pack.append((index, dims[vector]))
     return _Plan(spatial, reduced, extents, vector, row, vector_tile, row_tile, tuple(pack))
 
@@ -184,6 +193,16 @@ def _read_uses(read: Any, iters: Any) -> tuple[set[int], dict[int, int]]:
         if len(found) == 1 and isinstance(rng.min, tirx.Var):
             dims[found[0]] = d
     return used, dims
+
+
+def _dims_reading(read: Any, iters: Any, k: int) -> list[int]:
+    from tvm.tirx.analysis import undefined_vars  # noqa: PLC0415
+
+    var = iters[k].var
+    return [
+        d for d, rng in enumerate(read.region)
+        if any(v.same_as(var) for v in undefined_vars(rng.min))
+    ]  # fmt: skip
 
 
 def _region_bytes(read: Any) -> int:
@@ -210,7 +229,8 @@ def _micro_kernel(sch: Any, block: Any, plan: _Plan, micro: Micro) -> Any:
 
     for index, dim in plan.pack:  # first: the relayout below then simplifies the panel index
         _pack(sch, block, index, dim, vt)
-    sch.transform_block_layout(block, IndexMap.from_func(relayout, ndim=len(plan.extents), index_dtype="int32"))
+    index_map = IndexMap.from_func(relayout, ndim=len(plan.extents), index_dtype="int32")
+    sch.transform_block_layout(block, index_map)
     loops = sch.get_loops(block)
     v_outer, v_inner = loops[0], loops[-1]
     spatial_loops = dict(zip(others, loops[1 : 1 + len(others)], strict=True))

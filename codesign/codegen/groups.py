@@ -30,6 +30,7 @@ def default_groups(cascade: Cascade) -> tuple[Group, ...]:
     """
     groups: list[Group] = []
     taken: set[str] = set()
+    order = {e.name: k for k, e in enumerate(cascade.einsums)}
     for einsum in cascade.einsums:
         if einsum.name in taken or einsum.is_view or not _fusable_member(cascade, einsum):
             continue
@@ -42,6 +43,8 @@ def default_groups(cascade: Cascade) -> tuple[Group, ...]:
             nxt = consumers[0]
             if nxt.name in taken or not _is_epilogue(cascade, nxt, tensor):
                 break
+            if not _ready_before(cascade, nxt, order[einsum.name], order):
+                break  # a residual add joins the later of its two producers' kernels
             members.append(nxt)
         if len(members) > 1:
             groups.append(tuple(m.name for m in members))
@@ -54,6 +57,31 @@ def _fusable_member(cascade: Cascade, einsum: Einsum) -> bool:
     if len(cascade.producers(einsum.output.tensor)) != 1:
         return False
     return all(isinstance(i, Affine) and i.plain_var is not None for i in einsum.output.indices)
+
+
+def _ready_before(cascade: Cascade, einsum: Einsum, position: int, order: dict[str, int]) -> bool:
+    """True when every tensor `einsum` reads is an input/weight or is produced before
+    `position` (or inside the group being grown, which starts at `position`)."""
+    for tensor in einsum.input_tensors:
+        producers = cascade.producers(tensor)
+        if any(order[p.name] > position and p.name != einsum.name for p in producers):
+            inside = all(order[p.name] >= position for p in producers)
+            if not inside or not _in_chain(cascade, tensor, position, order):
+                return False
+    return True
+
+
+def _in_chain(cascade: Cascade, tensor: str, position: int, order: dict[str, int]) -> bool:
+    """True when `tensor` is produced by the chain that starts at `position` (the group's own
+    output passed along its epilogues)."""
+    start = cascade.einsums[position]
+    current = start.output.tensor
+    while current != tensor:
+        consumers = cascade.consumers(current)
+        if len(consumers) != 1:
+            return False
+        current = consumers[0].output.tensor
+    return True
 
 
 def _is_epilogue(cascade: Cascade, einsum: Einsum, reads: str) -> bool:

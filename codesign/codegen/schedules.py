@@ -1,31 +1,33 @@
 """Schedules for the lowered cascade, registered by name.
 
-* ``default`` — on CPU, a tiled schedule per Einsum whose tile sizes come from
+* ``default`` — on CPU, `codesign.codegen.cpu_schedule` per kernel (register-blocked
+  micro-kernel for contractions, vectorised parallel loops otherwise), tile sizes from
   `ScheduleOptions.tiles` (per Einsum, per iteration variable; the mapper's tiling feeds it)
-  or from a small heuristic; on GPU, TVM's dlight default rules (GPU kernels need thread
+  or from the target's vector width; on GPU, TVM's dlight default rules (GPU kernels need thread
   binding, which the CPU tiling does not do).
 * ``dlight`` — TVM's dlight default rules (GPU: Matmul, GEMV, Reduction, GeneralReduction,
   Fallback; CPU: GEMV, Reduction).
-* ``metaschedule`` — MetaSchedule tuning with a trial budget (`ScheduleOptions.trials`); any
-  PrimFunc it has no record for keeps the ``default`` schedule.
+* ``metaschedule`` — MetaSchedule tuning with a trial budget (`ScheduleOptions.trials`); per
+  kernel, the faster of the tuned and the ``default`` schedule is kept (measured); the tuning
+  database in `ScheduleOptions.work_dir` is reused across runs.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.codegen.cpu_schedule import micro_for, schedule_stage, snap_tile
+from codesign.codegen.cpu_schedule import micro_for, schedule_stage
 from codesign.codegen.te_lower import LoweredCascade
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
     from tvm.ir import IRModule
     from tvm.target import Target
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleOptions:
@@ -110,34 +112,101 @@ def dlight_schedule(
 def metaschedule(
     mod: IRModule, lowered: LoweredCascade, target: Target, options: ScheduleOptions
 ) -> IRModule:
-    """Tune every PrimFunc within `options.trials` trials; untuned ones keep the default."""
+    """Tune every PrimFunc within `options.trials` trials, then keep, per kernel, the faster of
+    the tuned and the default schedule (measured here).
+
+    With `options.work_dir`, the tuning database lives there and is reused: a kernel that has a
+    record is not tuned again, and the per-kernel choice (``choices.json``) is kept, so a second
+    run builds the same kernels without tuning.  Without it a temporary directory is used.
+    """
     import tvm  # noqa: PLC0415
     from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415
 
-    scheduled = default_schedule(mod, lowered, target, options) if not _is_gpu(target) else None
-    if not _is_gpu(target) and "num-cores" not in target.attrs:
-        # MetaSchedule sizes its thread pool from the target; the host's cores are the default
-        cores = max(1, (os.cpu_count() or 2) // 2)
-        target = tvm.target.Target({"kind": "llvm", "num-cores": cores})
+    gpu = _is_gpu(target)
+    fallback = dlight_schedule(mod, lowered, target, options) if gpu else None
+    default = default_schedule(mod, lowered, target, options) if not gpu else fallback
+    assert default is not None
     with tempfile.TemporaryDirectory(prefix="codesign_ms_") as tmp:
-        work_dir = str(options.work_dir or tmp)
-        database = ms.tune_tir(
-            mod,
-            target,
-            work_dir,
-            max_trials_global=options.trials,
-            num_trials_per_iter=min(options.trials, 64),
-            builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
-        )
+        work_dir = Path(options.work_dir or tmp)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        database = ms.database.JSONDatabase(work_dir=str(work_dir))
+        untuned = [
+            s.symbol for s in lowered.stages if _record(database, mod[s.symbol], target) is None
+        ]
+        if untuned and options.trials > 0:
+            database = ms.tune_tir(
+                tvm.IRModule({name: mod[name] for name in untuned}),
+                target,
+                str(work_dir),
+                max_trials_global=options.trials,
+                num_trials_per_iter=min(options.trials, 64),
+                builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
+            )
+        tuned = tvm.IRModule()
         for stage in lowered.stages:
             sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
-            if sch is not None:
-                mod[stage.symbol] = sch.mod["main"].with_attr("global_symbol", stage.symbol)
-            elif scheduled is not None:
-                mod[stage.symbol] = scheduled[stage.symbol]
-            else:
-                raise InputError(f"MetaSchedule found no schedule for {stage.symbol} on {target}")
-    return mod
+            func = default[stage.symbol] if sch is None else sch.mod["main"]
+            tuned[stage.symbol] = func.with_attr("global_symbol", stage.symbol)
+        if gpu:
+            return tuned
+        choices = _choose(default, tuned, lowered, target, work_dir / CHOICES_FILE)
+    return tvm.IRModule(
+        {name: (tuned if pick == "tuned" else default)[name] for name, pick in choices.items()}
+    )
+
+
+CHOICES_FILE = "choices.json"
+
+
+def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
+    """The best tuning record of `func` in `database`, or None."""
+    from tvm.s_tir.meta_schedule.tir_integration import _normalize_mod  # noqa: PLC0415
+
+    return database.query_tuning_record(_normalize_mod(func), target, "main")
+
+
+def _choose(
+    default: IRModule, tuned: IRModule, lowered: LoweredCascade, target: Target, path: Path
+) -> dict[str, str]:
+    """Per kernel symbol, "tuned" or "default": the one measured faster (5 runs each, median),
+    read from `path` when it holds a choice for every kernel, else measured and written."""
+    import json  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import tvm  # noqa: PLC0415
+
+    from codesign.codegen import runner  # noqa: PLC0415
+
+    symbols = [s.symbol for s in lowered.stages]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if all(saved.get(name) in ("tuned", "default") for name in symbols):
+            return {name: saved[name] for name in symbols}
+    rng = np.random.default_rng(0)
+    values = {
+        b.name: rng.standard_normal(b.shape).astype(b.dtype)
+        for b in lowered.buffers
+        if b.name in (*lowered.inputs, *lowered.weights)
+    }
+    stages = [{"symbol": s.symbol, "inputs": list(s.inputs), "output": s.output}
+              for s in lowered.stages]  # fmt: skip
+    manifest = {
+        "stages": stages,
+        "buffers": [
+            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
+        ],  # fmt: skip
+    }
+    medians: dict[str, dict[str, float]] = {}
+    for label, module in (("default", default), ("tuned", tuned)):
+        built = tvm.compile(module, target=target)
+        runs = runner.time_stages(built.mod, manifest, values, tvm.cpu(0), repeat=5)
+        medians[label] = {name: float(np.median(t)) for name, t in runs.items()}
+    choices = {
+        name: "tuned" if medians["tuned"][name] < medians["default"][name] else "default"
+        for name in symbols
+    }
+    path.write_text(json.dumps(choices, indent=1) + "\n")
+    return choices
 
 
 SCHEDULES: dict[str, ScheduleFn] = {

@@ -3,8 +3,8 @@
 Each Einsum becomes one ``te.compute`` (a reduction over ``te.reduce_axis`` when it has one).
 An Einsum outside any fused group reads fresh placeholders of the tensors it reads, so it is a
 separate PrimFunc that can be scheduled and timed on its own; the members of a fused group
-(`codesign.codegen.groups`) are computes of ONE PrimFunc, whose inner tensors never leave it.  Semantics follow the reference
-interpreter (`codesign.ir.interpreter`), which is the oracle:
+(`codesign.codegen.groups`) are computes of ONE PrimFunc, whose inner tensors never leave it.
+Semantics follow the reference interpreter (`codesign.ir.interpreter`), which is the oracle:
 
 * value types are NumPy's: the type of every sub-expression is found by running the
   interpreter's own NumPy function on a one-element probe, so ``int8 * f32 const`` is f32 and
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # Prefix of every PrimFunc symbol: an Einsum called `exp` must not shadow libm's exp.
 SYMBOL_PREFIX = "cs_"
 PIECE_SUFFIX = "__piece"
+PAD_SUFFIX = "__pad"  # a padded copy of a tensor, made inside the kernel that reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,9 @@ class Stage:
 
     `einsum` is the Einsum it computes (for a fused group: its main member, the one the kernel
     is scheduled around; `einsums` lists them all), or "" for a combine stage assembling a
-    multi-producer tensor.  `block` names the TE compute block that the schedules transform; `loop_vars`
-    names the IR iteration variable of each of its loops ("" for a constant output index), so
-    tile sizes keyed by IR variable reach the right loop.
+    multi-producer tensor.  `block` names the TE compute block that the schedules transform;
+    `loop_vars` names the IR iteration variable of each of its loops ("" for a constant output
+    index), so tile sizes keyed by IR variable reach the right loop.
     """
 
     symbol: str
@@ -182,6 +183,9 @@ class _Scope:
     variables: dict[str, PrimExpr]
     extents: dict[str, int]
     guards: list[PrimExpr]
+    # when set, a window access that can leave its tensor reads a zero/identity-padded copy
+    # made inside the kernel (`PAD_SUFFIX`) instead of being guarded: see `_pad_value`
+    pad_value: float | None = None
 
 
 def _einsum_compute(
@@ -211,7 +215,7 @@ def _einsum_compute(
     def body_value(xs: tuple[Var, ...]) -> tuple[PrimExpr, np.dtype]:
         variables: dict[str, PrimExpr] = bind(xs)
         variables.update({v: ax.var for v, ax in raxes.items()})
-        scope = _Scope(cascade, tensors, variables, extents, [])
+        scope = _Scope(cascade, tensors, variables, extents, [], _pad_value(einsum))
         value, dtype = _expr(tirx, einsum.body, scope, einsum.reduce is not None)
         if einsum.reduce is not None:
             acc = REDUCE[einsum.reduce](np.ones((1,), dtype)).dtype
@@ -399,7 +403,73 @@ def _expr(tirx, expr: Expr, scope: _Scope, reduction: bool) -> tuple[PrimExpr, n
     )
 
 
+def _pad_value(einsum: Einsum) -> float | None:
+    """The value a padded copy may hold outside its tensor, or None (guard instead).
+
+    Padding is used where it gives the interpreter's result: a max/min over one window access
+    (pad with the identity, +-inf), and a sum of a product of accesses and constants (pad with
+    0: the point then adds 0, as the interpreter's skipped point does, as long as the other
+    factors are finite -- an inf or NaN weight beside the padding would give NaN here).
+    Padded reads have no branch in the inner loop, so they vectorise.
+    """
+    body = einsum.body
+    if einsum.reduce in (ReduceOp.MAX, ReduceOp.MIN) and isinstance(body, Access):
+        return einsum.reduce.identity
+    if einsum.reduce is ReduceOp.SUM and _is_product(body):
+        return 0.0
+    return None
+
+
+def _is_product(expr: Expr) -> bool:
+    if isinstance(expr, Access | Const):
+        return True
+    return isinstance(expr, Binary) and expr.op is BinaryOp.MUL and all(
+        _is_product(e) for e in (expr.lhs, expr.rhs)
+    )
+
+
+def _padded_access(tirx, access: Access, scope: _Scope) -> tuple[PrimExpr, np.dtype] | None:
+    """Read of a padded copy of the tensor when the access is a plain window that can leave
+    the tensor and the Einsum allows padding; None otherwise."""
+    from tvm import te  # noqa: PLC0415
+
+    spec = scope.cascade.tensor(access.tensor)
+    if scope.pad_value is None or spec.dtype.numpy.kind != "f":
+        return None
+    if not all(isinstance(i, Affine) for i in access.indices):
+        return None
+    bounds = [i.bounds(scope.extents) for i in access.indices]
+    lows = [min(lo, 0) for lo, _ in bounds]
+    highs = [max(hi, size - 1) for (_, hi), size in zip(bounds, spec.shape, strict=True)]
+    if lows == [0] * len(lows) and highs == [n - 1 for n in spec.shape]:
+        return None
+    source = scope.placeholders[access.tensor]
+    dtype = str(spec.dtype.numpy)
+    fill = tirx.const(scope.pad_value, dtype)
+
+    def pad(*xs: Var) -> PrimExpr:
+        point = [x + lo if lo else x for x, lo in zip(xs, lows, strict=True)]
+        conds = [
+            c
+            for x, lo, hi, size in zip(point, lows, highs, spec.shape, strict=True)
+            for c in ([x >= 0] if lo < 0 else []) + ([x < size] if hi > size - 1 else [])
+        ]
+        return tirx.if_then_else(_all(tirx, conds), source(*point), fill)
+
+    shape = [hi - lo + 1 for lo, hi in zip(lows, highs, strict=True)]
+    padded = te.compute(shape, pad, name=access.tensor + PAD_SUFFIX)
+    point = [
+        value - lo if lo else value
+        for i, lo in zip(access.indices, lows, strict=True)
+        for value in [_quasi_affine(tirx, i, scope.variables)]
+    ]
+    return padded(*point), spec.dtype.numpy
+
+
 def _access(tirx, access: Access, scope: _Scope, reduction: bool) -> tuple[PrimExpr, np.dtype]:
+    padded = _padded_access(tirx, access, scope)
+    if padded is not None:
+        return padded
     spec = scope.cascade.tensor(access.tensor)
     point = [
         _index(tirx, index, size, scope, reduction)
