@@ -14,7 +14,8 @@ import pytest
 
 tvm = pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
 
-from codesign.codegen.schedules import ScheduleOptions, snap_tile  # noqa: E402
+from codesign.codegen.cpu_schedule import snap_tile  # noqa: E402
+from codesign.codegen.schedules import ScheduleOptions  # noqa: E402
 from codesign.codegen.tvm import (  # noqa: E402
     benchmark,
     compile_cascade,

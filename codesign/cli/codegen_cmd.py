@@ -1,6 +1,6 @@
 """`codesign compile` (TVM build + runner) and `codesign bench` (TVM vs roofline and peers).
 
-    codesign compile MODEL --target llvm|cuda [--schedule S | --tune TRIALS] [--cuda-arch sm_80] -o DIR
+    codesign compile MODEL --target llvm|cuda [--schedule S | --tune TRIALS] [--cuda-arch A] -o DIR
     codesign bench MODEL --target llvm [--tune TRIALS] [--hw host_cpu.yaml] [--repeat N]
         [--peers onnxruntime,torch] [--json PATH] [--plot PNG]
 
@@ -35,8 +35,13 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     model_args(p)
     p.add_argument("--target", default="llvm", help="llvm | cuda")
     p.add_argument("--schedule", default="default", help="default | dlight | metaschedule")
-    p.add_argument("--tune", type=int, default=0, metavar="TRIALS",
-                   help="MetaSchedule tuning with TRIALS trials (database in DIR/tuning, reused)")
+    p.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="MetaSchedule tuning with TRIALS trials (database in DIR/tuning, reused)",
+    )
     p.add_argument("--cuda-arch", default="sm_80", help="CUDA arch for --target cuda")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the exported sample inputs")

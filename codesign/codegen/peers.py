@@ -129,32 +129,39 @@ TORCH_OPS: dict[str, Callable[..., Any]] = {
 }
 
 
-def time_torch(model: Path, inputs: Mapping[str, np.ndarray], repeat: int) -> PeerTime:
-    try:
-        import onnx  # noqa: PLC0415
-        import torch  # noqa: PLC0415
-        from onnx import numpy_helper  # noqa: PLC0415
-    except ImportError:
-        return PeerTime("torch", None, (), "torch or onnx not installed")
+def torch_forward(model: Path, inputs: Mapping[str, np.ndarray]) -> Callable[[], list[Any]]:
+    """A closure running the ONNX graph of `model` on `inputs` with torch eager operators
+    (returns torch tensors, in graph-output order).  NotImplementedError names an operator
+    without a rule in `TORCH_OPS`."""
+    import onnx  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
     graph = onnx.load(str(model)).graph
     missing = sorted({n.op_type for n in graph.node} - set(TORCH_OPS))
     if missing:
-        return PeerTime("torch", None, (), f"no torch eager rule for ONNX {', '.join(missing)}")
+        raise NotImplementedError(f"no torch eager rule for ONNX {', '.join(missing)}")
     consts = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
     feeds = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in inputs.items()}
     outputs = [o.name for o in graph.output]
 
     def forward() -> list[Any]:
         env = {**consts, **feeds}
-        for node in graph.node:
-            args = [env[name] if name else None for name in node.input]
-            result = TORCH_OPS[node.op_type](torch, node, *args)
-            env[node.output[0]] = result
+        with torch.inference_mode():
+            for node in graph.node:
+                args = [env[name] if name else None for name in node.input]
+                env[node.output[0]] = TORCH_OPS[node.op_type](torch, node, *args)
         return [env[name] for name in outputs]
 
+    return forward
+
+
+def time_torch(model: Path, inputs: Mapping[str, np.ndarray], repeat: int) -> PeerTime:
     try:
-        with torch.inference_mode():
-            runs = _median_runs(forward, repeat)
+        forward = torch_forward(model, inputs)
+        runs = _median_runs(forward, repeat)
+    except ImportError:
+        return PeerTime("torch", None, (), "torch or onnx not installed")
     except NotImplementedError as exc:
         return PeerTime("torch", None, (), str(exc))
     return PeerTime("torch", statistics.median(runs), runs)

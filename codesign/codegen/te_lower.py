@@ -423,8 +423,10 @@ def _pad_value(einsum: Einsum) -> float | None:
 def _is_product(expr: Expr) -> bool:
     if isinstance(expr, Access | Const):
         return True
-    return isinstance(expr, Binary) and expr.op is BinaryOp.MUL and all(
-        _is_product(e) for e in (expr.lhs, expr.rhs)
+    return (
+        isinstance(expr, Binary)
+        and expr.op is BinaryOp.MUL
+        and all(_is_product(e) for e in (expr.lhs, expr.rhs))
     )
 
 
@@ -436,9 +438,10 @@ def _padded_access(tirx, access: Access, scope: _Scope) -> tuple[PrimExpr, np.dt
     spec = scope.cascade.tensor(access.tensor)
     if scope.pad_value is None or spec.dtype.numpy.kind != "f":
         return None
-    if not all(isinstance(i, Affine) for i in access.indices):
+    affine = [i for i in access.indices if isinstance(i, Affine)]
+    if len(affine) != len(access.indices):
         return None
-    bounds = [i.bounds(scope.extents) for i in access.indices]
+    bounds = [i.bounds(scope.extents) for i in affine]
     lows = [min(lo, 0) for lo, _ in bounds]
     highs = [max(hi, size - 1) for (_, hi), size in zip(bounds, spec.shape, strict=True)]
     if lows == [0] * len(lows) and highs == [n - 1 for n in spec.shape]:
@@ -460,7 +463,7 @@ def _padded_access(tirx, access: Access, scope: _Scope) -> tuple[PrimExpr, np.dt
     padded = te.compute(shape, pad, name=access.tensor + PAD_SUFFIX)
     point = [
         value - lo if lo else value
-        for i, lo in zip(access.indices, lows, strict=True)
+        for i, lo in zip(affine, lows, strict=True)
         for value in [_quasi_affine(tirx, i, scope.variables)]
     ]
     return padded(*point), spec.dtype.numpy

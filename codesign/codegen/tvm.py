@@ -234,9 +234,7 @@ def benchmark(
         number=number,
     )
     return tuple(
-        KernelTime(
-            s.symbol, s.einsum, s.output, float(np.median(runs)), tuple(runs), s.einsums
-        )
+        KernelTime(s.symbol, s.einsum, s.output, float(np.median(runs)), tuple(runs), s.einsums)
         for s in compiled.lowered.stages
         for runs in [times[s.symbol]]
     )

@@ -220,7 +220,7 @@ def micro_kernel_rates(
         for precision, name in _COMPUTE_KERNELS:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_long]
-            rate = _best_rate(lambda fn=fn: fn(_COMPUTE_ITERS), repeats)
+            rate = _best_rate(partial(fn, _COMPUTE_ITERS), repeats)
             if rate > 0:
                 compute.append((precision, rate * cores))
         reads = []
@@ -230,9 +230,7 @@ def micro_kernel_rates(
             nbytes = max(4096, (kib * 1024 // 2) // 4096 * 4096)  # half the level
             buf = np.ones(nbytes // 4, dtype=np.float32)
             passes = max(1, (64 << 20) // nbytes)  # about 64 MiB read per call
-            rate = _best_rate(
-                lambda r=lib.cs_read, b=buf, n=nbytes, k=passes: r(b.ctypes.data, n, k), repeats
-            )
+            rate = _best_rate(partial(lib.cs_read, buf.ctypes.data, nbytes, passes), repeats)
             reads.append((level, rate * cores))
         del lib
     how = f"{Path(compiler).name} -O2 -march=native, {vector_bits}-bit vectors, x{cores} cores"
