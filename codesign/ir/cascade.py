@@ -28,6 +28,7 @@ import numpy as np
 
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Expr, ReduceOp, accesses
+from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine, Gathered, IndexExpr
 from codesign.ir.traits import EinsumClass, classify, mac_operands
 
@@ -281,11 +282,15 @@ def _index_tensors(indices: tuple[IndexExpr, ...]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Cascade:
-    """An ordered DAG of Einsums over declared tensors (einsums in a topological order)."""
+    """An ordered DAG of Einsums over declared tensors (einsums in a topological order).
+
+    `groups` (see `codesign.ir.groups`) say which Einsums run fused as one kernel; they never
+    change what the cascade computes."""
 
     name: str
     tensors: tuple[TensorSpec, ...]
     einsums: tuple[Einsum, ...]
+    groups: tuple[FusedGroup, ...] = ()
     _index: dict[str, TensorSpec] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -338,7 +343,10 @@ class Cascade:
         return g
 
     def replace_einsums(self, einsums: tuple[Einsum, ...]) -> Cascade:
-        return Cascade(self.name, self.tensors, einsums)
+        """The cascade with other Einsums; groups whose members all remain are kept."""
+        names = {e.name for e in einsums}
+        groups = tuple(g for g in self.groups if names.issuperset(g.einsums))
+        return Cascade(self.name, self.tensors, einsums, groups)
 
 
 def affine_outputs(einsum: Einsum) -> tuple[Affine, ...]:
