@@ -1,0 +1,172 @@
+"""`fuse`: producer-consumer groups whose intermediates stay on chip when a buffer holds the tile
+that the group's shared loop nest needs.
+
+Model.  For an intermediate ``T`` between a producer kernel and a consumer kernel (an Einsum, or
+a group that `fuse-elementwise` already formed), the *shared outer nest* is the longest prefix
+of ``T``'s ranks that the producer writes at a plain variable and every consumer reads at a
+plain variable it does not reduce: both kernels can walk those ranks in step.  One iteration of
+the shared nest needs the rest of ``T`` on chip, so the tile is ``T.size_bytes / prod(prefix
+extents)`` (the whole of ``T`` when the prefix is empty).  A group's tiles are all live at once
+(a conservative choice: no tile is freed early), so an edge fuses when the sum of the tiles of
+the merged group fits `buffer_kib`.  Edges are visited in cascade order; an edge is refused,
+with the reason, when ``T`` is a cascade input/output, is read by several kernels, its merge would
+make a group non-convex (some outside Einsum would run between members), the merged group would
+exceed `max_einsums`, or the tiles overflow the buffer.
+
+`plan_fuse` returns the cascade and one `FusionDecision` per considered edge (``--explain``).
+With ``elementwise=true`` (default) `fuse-elementwise` runs first, so contractions keep their
+epilogues and the chain fusion joins whole kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from codesign.ir.cascade import Cascade, Einsum, Role
+from codesign.ir.groups import FusedGroup, GroupKind, group_errors
+from codesign.ir.index import Affine
+from codesign.passes.fuse_elementwise import (
+    FuseElementwiseOptions,
+    FusionDecision,
+    plan_fuse_elementwise,
+)
+from codesign.passes.pipeline import PassContext, register_pass
+
+
+@dataclass(frozen=True, slots=True)
+class FuseOptions:
+    buffer_kib: float = 256.0  # on-chip buffer the fused tiles must fit (KiB)
+    max_einsums: int = 32  # most Einsums in one group
+    elementwise: bool = True  # run fuse-elementwise first
+
+    def __post_init__(self) -> None:
+        if self.buffer_kib <= 0 or self.max_einsums < 1:
+            raise ValueError("buffer_kib must be > 0 and max_einsums >= 1")
+
+
+def shared_tile_bytes(cascade: Cascade, tensor: str) -> tuple[int, tuple[str, ...]]:
+    """Bytes of `tensor` one iteration of the shared outer nest needs, and the shared ranks."""
+    spec = cascade.tensor(tensor)
+    producers = cascade.producers(tensor)
+    consumers = cascade.consumers(tensor)
+    shared: list[str] = []
+    for k, rank in enumerate(spec.ranks):
+        if len(producers) != 1 or not _plain(producers[0].output.indices[k]):
+            break
+        if not all(_reads_in_step(e, tensor, k) for e in consumers):
+            break
+        shared.append(rank)
+    outer = math.prod(spec.shape[: len(shared)])
+    return math.ceil(spec.size_bytes / outer), tuple(shared)
+
+
+def _plain(index) -> bool:
+    return isinstance(index, Affine) and index.plain_var is not None
+
+
+def _reads_in_step(einsum: Einsum, tensor: str, k: int) -> bool:
+    reads = [a for a in einsum.inputs if a.tensor == tensor]
+    for access in reads:
+        index = access.indices[k]
+        if not _plain(index):
+            return False
+        assert isinstance(index, Affine)
+        if index.plain_var in einsum.reduced:
+            return False
+    return bool(reads)
+
+
+def plan_fuse(cascade: Cascade, options: FuseOptions) -> tuple[Cascade, tuple[FusionDecision, ...]]:
+    """The cascade with producer-consumer groups, and one decision per considered edge."""
+    decisions: list[FusionDecision] = []
+    if options.elementwise:
+        cascade, first = plan_fuse_elementwise(cascade, FuseElementwiseOptions())
+        decisions += [d for d in first if d.fused]
+    budget = options.buffer_kib * 1024
+    # kernels: group name -> (members, on_chip); ungrouped Einsums are their own kernel
+    kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]] = {
+        g.name: (g.einsums, g.on_chip, g.kind) for g in cascade.groups
+    }
+    where = {m: name for name, (ms, _, _) in kernels.items() for m in ms}
+    for e in cascade.einsums:
+        if e.name not in where:
+            kernels[e.name] = ((e.name,), (), GroupKind.CHAIN)
+            where[e.name] = e.name
+    for spec in cascade.tensors:
+        if spec.role is not Role.INTERMEDIATE or not cascade.producers(spec.name):
+            continue
+        writer = cascade.producers(spec.name)[0].name
+        producer = where[writer]
+        users = sorted({where[e.name] for e in cascade.consumers(spec.name)})
+        if not users or users == [producer]:
+            continue
+        reader = cascade.consumers(spec.name)[0].name
+        if len(users) > 1 or len({where[p.name] for p in cascade.producers(spec.name)}) > 1:
+            decisions.append(FusionDecision(writer, reader, spec.name, False,
+                                            f"read by {len(users)} kernels"))  # fmt: skip
+            continue
+        consumer = users[0]
+        tile, shared = shared_tile_bytes(cascade, spec.name)
+        members = kernels[producer][0] + kernels[consumer][0]
+        on_chip = kernels[producer][1] + kernels[consumer][1] + (spec.name,)
+        need = sum(shared_tile_bytes(cascade, t)[0] for t in on_chip)
+        nest = f"shared nest [{','.join(shared)}]" if shared else "no shared rank"
+        reason = ""
+        if len(members) > options.max_einsums:
+            reason = f"group would hold {len(members)} > {options.max_einsums} Einsums"
+        elif need > budget:
+            reason = f"{nest}; tiles {need:,} B > buffer {budget:,.0f} B"
+        else:
+            trial = _merged(cascade, kernels, producer, consumer, spec.name)
+            errors = group_errors(trial)
+            reason = errors[0].split(": ", 1)[-1] if errors else ""
+        if reason:
+            decisions.append(FusionDecision(writer, reader, spec.name, False, reason, tile))
+            continue
+        decisions.append(FusionDecision(writer, reader, spec.name, True,
+                                        f"{nest}; group tiles {need:,} B fit", tile))  # fmt: skip
+        kernels[producer] = (members, on_chip, GroupKind.CHAIN)
+        del kernels[consumer]
+        for m in members:
+            where[m] = producer
+    return replace(cascade, groups=_groups(cascade, kernels)), tuple(decisions)
+
+
+def _merged(
+    cascade: Cascade,
+    kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]],
+    producer: str,
+    consumer: str,
+    tensor: str,
+) -> Cascade:
+    trial = dict(kernels)
+    members = kernels[producer][0] + kernels[consumer][0]
+    trial[producer] = (members, kernels[producer][1] + kernels[consumer][1] + (tensor,),
+                       GroupKind.CHAIN)  # fmt: skip
+    del trial[consumer]
+    return replace(cascade, groups=_groups(cascade, trial))
+
+
+def _groups(
+    cascade: Cascade, kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]]
+) -> tuple[FusedGroup, ...]:
+    """Multi-Einsum kernels as groups named g0, g1, ... in cascade order of their first member."""
+    order = {e.name: i for i, e in enumerate(cascade.einsums)}
+    multi = [k for k in kernels.values() if len(k[0]) > 1]
+    multi.sort(key=lambda k: min(order[m] for m in k[0]))
+    groups = []
+    for i, (members, on_chip, kind) in enumerate(multi):
+        ordered = tuple(sorted(members, key=order.__getitem__))
+        chip = tuple(sorted(on_chip, key=lambda t: order[cascade.producers(t)[0].name]))
+        groups.append(FusedGroup(f"g{i}", kind, ordered, chip))
+    return tuple(groups)
+
+
+@register_pass("fuse", FuseOptions)
+def fuse(cascade: Cascade, options: FuseOptions, context: PassContext) -> Cascade:
+    """Producer-consumer groups whose intermediate tiles fit the on-chip buffer (plan: --explain)."""
+    return plan_fuse(cascade, options)[0]
+
+
+__all__ = ["FuseOptions", "fuse", "plan_fuse", "shared_tile_bytes"]
