@@ -81,6 +81,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_passes_arguments(p, error_flag=True)
     add_timeloop_arguments(p)
+    p.add_argument(
+        "--explain", action="store_true", help="print each pass's plan with reasons (fusion)"
+    )
     p.set_defaults(func=cmd_map)
 
 
@@ -244,6 +247,28 @@ def print_result(result: CascadeResult, console: Console) -> None:
             for k, v in sorted(result.energy_by_level_pj().items(), key=lambda kv: -kv[1])
         )
         console.print(f"energy by level: {parts}")
+    if result.groups:
+        print_groups(result, console)
+
+
+def print_groups(result: CascadeResult, console: Console) -> None:
+    """The fused groups (sim/fused.py): one block each, members, on-chip level and reuse."""
+    table = Table(title=f"{len(result.groups)} fused groups (one kernel each)")
+    for col in ("group", "kind", "Einsums", "on chip", "cycles", "energy", "saved", "reuse"):
+        table.add_column(col, justify="left" if col in ("group", "kind", "Einsums") else "right")
+    for g in result.groups:
+        reuse = f"{g.reuse:,.1f}" if g.backing_accesses else "-"
+        table.add_row(
+            g.name, g.kind, f"{g.einsums[0]} +{len(g.einsums) - 1}",
+            f"{len(g.on_chip)} @ {g.on_chip_level}", f"{g.cycles:,.0f}",
+            _si(g.energy_pj * 1e-12, "J"), _si(g.saved_energy_pj * 1e-12, "J"), reuse,
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        "reuse: MACs per backing-store access; saved: the intermediates' backing-store energy "
+        "net of their on-chip cost; a group's loads and stores are charged to its first "
+        "contraction's row"
+    )
 
 
 def _print_notes(report: Report) -> None:
@@ -333,6 +358,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 110))
     if pipeline is not None:
         print(passes_text(passes), end="")
+    if args.explain and pipeline is not None:
+        from codesign.passes.explain import explain_pipeline
+
+        print(explain_pipeline(loaded, pipeline, args.seed), end="")
     print_result(result, console)
     _print_figures_of_merit(doc["total"], console)
     if baseline is not None:

@@ -85,72 +85,80 @@ def plan_fuse(cascade: Cascade, options: FuseOptions) -> tuple[Cascade, tuple[Fu
         decisions += [d for d in first if d.fused]
     budget = options.buffer_kib * 1024
     # kernels: group name -> (members, on_chip); ungrouped Einsums are their own kernel
-    kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]] = {
-        g.name: (g.einsums, g.on_chip, g.kind) for g in cascade.groups
-    }
+    kernels: Kernels = {g.name: (g.einsums, g.on_chip, g.kind) for g in cascade.groups}
     where = {m: name for name, (ms, _, _) in kernels.items() for m in ms}
     for e in cascade.einsums:
         if e.name not in where:
             kernels[e.name] = ((e.name,), (), GroupKind.CHAIN)
             where[e.name] = e.name
-    for spec in cascade.tensors:
-        if spec.role is not Role.INTERMEDIATE or not cascade.producers(spec.name):
-            continue
-        writer = cascade.producers(spec.name)[0].name
-        producer = where[writer]
-        users = sorted({where[e.name] for e in cascade.consumers(spec.name)})
-        if not users or users == [producer]:
-            continue
-        reader = cascade.consumers(spec.name)[0].name
-        if len(users) > 1 or len({where[p.name] for p in cascade.producers(spec.name)}) > 1:
-            decisions.append(FusionDecision(writer, reader, spec.name, False,
-                                            f"read by {len(users)} kernels"))  # fmt: skip
-            continue
-        consumer = users[0]
-        tile, shared = shared_tile_bytes(cascade, spec.name)
-        members = kernels[producer][0] + kernels[consumer][0]
-        on_chip = kernels[producer][1] + kernels[consumer][1] + (spec.name,)
-        need = sum(shared_tile_bytes(cascade, t)[0] for t in on_chip)
-        nest = f"shared nest [{','.join(shared)}]" if shared else "no shared rank"
-        reason = ""
-        if len(members) > options.max_einsums:
-            reason = f"group would hold {len(members)} > {options.max_einsums} Einsums"
-        elif need > budget:
-            reason = f"{nest}; tiles {need:,} B > buffer {budget:,.0f} B"
-        else:
-            trial = _merged(cascade, kernels, producer, consumer, spec.name)
-            errors = group_errors(trial)
-            reason = errors[0].split(": ", 1)[-1] if errors else ""
-        if reason:
-            decisions.append(FusionDecision(writer, reader, spec.name, False, reason, tile))
-            continue
-        decisions.append(FusionDecision(writer, reader, spec.name, True,
-                                        f"{nest}; group tiles {need:,} B fit", tile))  # fmt: skip
-        kernels[producer] = (members, on_chip, GroupKind.CHAIN)
-        del kernels[consumer]
-        for m in members:
-            where[m] = producer
+    edges: dict[str, FusionDecision] = {}
+    merged = True
+    while merged:  # to a fixed point: a merge can make a tensor's readers one kernel
+        merged = False
+        for spec in cascade.tensors:
+            if spec.role is not Role.INTERMEDIATE or not cascade.producers(spec.name):
+                continue
+            decision = _consider(cascade, spec.name, kernels, where, budget, options)
+            if decision is None:
+                continue
+            edges[spec.name] = decision
+            merged = merged or decision.fused
+    decisions += edges.values()
     return replace(cascade, groups=_groups(cascade, kernels)), tuple(decisions)
 
 
-def _merged(
+Kernels = dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]]
+
+
+def _consider(
     cascade: Cascade,
-    kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]],
-    producer: str,
-    consumer: str,
     tensor: str,
-) -> Cascade:
-    trial = dict(kernels)
-    members = kernels[producer][0] + kernels[consumer][0]
-    trial[producer] = (members, kernels[producer][1] + kernels[consumer][1] + (tensor,),
-                       GroupKind.CHAIN)  # fmt: skip
-    del trial[consumer]
-    return replace(cascade, groups=_groups(cascade, trial))
+    kernels: Kernels,
+    where: dict[str, str],
+    budget: float,
+    options: FuseOptions,
+) -> FusionDecision | None:
+    """Fuse the kernels on both sides of `tensor` (updating `kernels`/`where`) when it fits;
+    None when there is nothing to decide (no reader, or already on chip)."""
+    writer = cascade.producers(tensor)[0].name
+    producer = where[writer]
+    users = sorted({where[e.name] for e in cascade.consumers(tensor)})
+    if not users or tensor in kernels[producer][1]:
+        return None
+    reader = cascade.consumers(tensor)[0].name
+    if len(users) > 1 or len({where[p.name] for p in cascade.producers(tensor)}) > 1:
+        return FusionDecision(writer, reader, tensor, False, f"read by {len(users)} kernels")
+    consumer = users[0]
+    tile, shared = shared_tile_bytes(cascade, tensor)
+    inside = consumer == producer  # both sides already in one kernel: keep it on chip too
+    members = kernels[producer][0] + (() if inside else kernels[consumer][0])
+    on_chip = kernels[producer][1] + (() if inside else kernels[consumer][1]) + (tensor,)
+    need = sum(shared_tile_bytes(cascade, t)[0] for t in on_chip)
+    nest = f"shared nest [{','.join(shared)}]" if shared else "no shared rank"
+    reason = ""
+    if len(members) > options.max_einsums:
+        reason = f"group would hold {len(members)} > {options.max_einsums} Einsums"
+    elif need > budget:
+        reason = f"{nest}; tiles {need:,} B > buffer {budget:,.0f} B"
+    else:
+        trial = dict(kernels)
+        if not inside:
+            del trial[consumer]
+        trial[producer] = (members, on_chip, GroupKind.CHAIN)
+        errors = group_errors(replace(cascade, groups=_groups(cascade, trial)))
+        reason = errors[0].split(": ", 1)[-1] if errors else ""
+    if reason:
+        return FusionDecision(writer, reader, tensor, False, reason, tile)
+    kind = kernels[producer][2] if inside else GroupKind.CHAIN
+    if not inside:
+        del kernels[consumer]
+    kernels[producer] = (members, on_chip, kind)
+    for m in members:
+        where[m] = producer
+    return FusionDecision(writer, reader, tensor, True, f"{nest}; group tiles {need:,} B fit", tile)
 
 
-def _groups(
-    cascade: Cascade, kernels: dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]]
-) -> tuple[FusedGroup, ...]:
+def _groups(cascade: Cascade, kernels: Kernels) -> tuple[FusedGroup, ...]:
     """Multi-Einsum kernels as groups named g0, g1, ... in cascade order of their first member."""
     order = {e.name: i for i, e in enumerate(cascade.einsums)}
     multi = [k for k in kernels.values() if len(k[0]) > 1]
@@ -165,7 +173,7 @@ def _groups(
 
 @register_pass("fuse", FuseOptions)
 def fuse(cascade: Cascade, options: FuseOptions, context: PassContext) -> Cascade:
-    """Producer-consumer groups whose intermediate tiles fit the on-chip buffer (plan: --explain)."""
+    """Producer-consumer groups whose intermediate tiles fit the on-chip buffer (--explain)."""
     return plan_fuse(cascade, options)[0]
 
 

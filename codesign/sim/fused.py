@@ -34,6 +34,7 @@ from typing import Any
 from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade
 from codesign.ir.groups import FusedGroup
+from codesign.passes.fuse import shared_tile_bytes
 from codesign.sim.cost import Cost, LevelCost, TensorActions
 
 REGISTERS = "registers"  # the on-chip level of a family that prices none
@@ -87,7 +88,7 @@ def price_groups(
         if not rows:
             continue
         anchor = next((r for r in rows if r.mapping is not None or r.cost.macs), rows[0])
-        level = _on_chip_level(group, anchor.cost, hardware)
+        level = _on_chip_levels(cascade, group, [r.cost for r in rows], hardware)
         moved: list[TensorActions] = []
         moved_cycles = 0.0
         saved = 0.0
@@ -109,22 +110,45 @@ def price_groups(
     return tuple(adjusted[r.name] for r in members), tuple(results)
 
 
-def _on_chip_level(group: FusedGroup, anchor: Cost, hardware: Any) -> _OnChip:
+def _on_chip_levels(
+    cascade: Cascade, group: FusedGroup, costs: list[Cost], hardware: Any
+) -> dict[str, _OnChip]:
+    """Per on-chip tensor: the outermost level below the backing store at which some member's
+    mapping keeps it (the level the mapping chooses) among those whose instances together hold
+    the tile of the group's shared nest (`shared_tile_bytes`); else the outermost level below
+    DRAM that holds it; else the first level below DRAM."""
     if isinstance(hardware, Arch) and len(hardware.levels) > 1:
         dram = hardware.levels[0]
-        chosen = hardware.levels[1]
-        for cost_level in anchor.levels[1:]:
-            if any(_base(a.tensor) in group.on_chip for a in cost_level.tensors):
-                chosen = hardware.levels[hardware.level_index(cost_level.name)]
-                break
-        ratio = dram.word_bits / chosen.word_bits
-        return _OnChip(chosen.name, chosen.read_energy_pj * ratio, chosen.write_energy_pj * ratio)
-    if len(anchor.levels) > 1:
+        kept: dict[str, set[int]] = {t: set() for t in group.on_chip}
+        for cost in costs:
+            for cost_level in cost.levels[1:]:
+                for a in cost_level.tensors:
+                    if _base(a.tensor) in kept:
+                        kept[_base(a.tensor)].add(hardware.level_index(cost_level.name))
+        out = {}
+        for t, where in kept.items():
+            tile_bits = shared_tile_bytes(cascade, t)[0] * 8
+            holds = [i for i in range(1, len(hardware.levels)) if _holds(hardware, i, tile_bits)]
+            index = min((i for i in holds if i in where), default=min(holds, default=1))
+            level = hardware.levels[index]
+            ratio = dram.word_bits / level.word_bits
+            out[t] = _OnChip(level.name, level.read_energy_pj * ratio,
+                             level.write_energy_pj * ratio)  # fmt: skip
+        return out
+    anchor = next((c for c in costs if len(c.levels) > 1), None)
+    if anchor is not None:
         buffers = anchor.levels[1]
         units = sum(_units(a) for a in buffers.tensors)
         per_unit = buffers.energy_pj / units if units else 0.0
-        return _OnChip(buffers.name, per_unit, per_unit)
-    return _OnChip(REGISTERS, 0.0, 0.0)
+        return {t: _OnChip(buffers.name, per_unit, per_unit) for t in group.on_chip}
+    return {t: _OnChip(REGISTERS, 0.0, 0.0) for t in group.on_chip}
+
+
+def _holds(arch: Arch, index: int, bits: int) -> bool:
+    level = arch.levels[index]
+    if level.size_words is None:
+        return True
+    return level.size_words * level.word_bits * arch.instances(index) >= bits
 
 
 def _base(tensor: str) -> str:
@@ -140,7 +164,7 @@ def _units(action: TensorActions) -> float:
 
 
 def _adjust(
-    cost: Cost, on_chip: set[str], move_rest: bool, level: _OnChip
+    cost: Cost, on_chip: set[str], move_rest: bool, level: dict[str, _OnChip]
 ) -> tuple[Cost, list[TensorActions], float, float]:
     """`cost` with on-chip tensors moved to `level` and, with `move_rest`, every other
     backing-store action taken out (returned, with its backing-store cycles), and the energy
@@ -161,15 +185,14 @@ def _adjust(
         return cost, [], 0.0, 0.0
     share = lambda acts: sum(_units(a) for a in acts) / total if total else 0.0  # noqa: E731
     removed_cycles, out_cycles = backing.cycles * share(removed), backing.cycles * share(out)
-    chip = tuple(
-        TensorActions(a.tensor, a.reads, a.fills, a.updates, a.tile_words,
-                      a.reads * level.read_pj_per_unit
-                      + (a.fills + a.updates) * level.write_pj_per_unit)
-        for a in removed
-    )  # fmt: skip
+    chip: dict[str, list[TensorActions]] = {}
+    for a in removed:
+        at = level[_base(a.tensor)]
+        pj = a.reads * at.read_pj_per_unit + (a.fills + a.updates) * at.write_pj_per_unit
+        chip.setdefault(at.name, []).append(replace(a, energy_pj=pj))
     removed_pj = sum(a.energy_pj for a in removed)
     out_pj = sum(a.energy_pj for a in out)
-    chip_pj = sum(a.energy_pj for a in chip)
+    chip_pj = sum(a.energy_pj for acts in chip.values() for a in acts)
     new_backing = replace(
         backing,
         cycles=backing.cycles - removed_cycles - out_cycles,
@@ -177,13 +200,16 @@ def _adjust(
         tensors=tuple(kept),
     )
     levels = [new_backing, *cost.levels[1:]]
-    names = [lv.name for lv in levels]
-    if chip and level.name in names:
-        i = names.index(level.name)
-        lv = levels[i]
-        levels[i] = replace(lv, energy_pj=lv.energy_pj + chip_pj, tensors=lv.tensors + chip)
-    elif chip:
-        levels.append(LevelCost(level.name, 1, 0, 0.0, chip_pj, 0.0, chip))
+    for name, acts in chip.items():
+        pj = sum(a.energy_pj for a in acts)
+        names = [lv.name for lv in levels]
+        if name in names:
+            lv = levels[names.index(name)]
+            levels[names.index(name)] = replace(
+                lv, energy_pj=lv.energy_pj + pj, tensors=lv.tensors + tuple(acts)
+            )
+        else:
+            levels.append(LevelCost(name, 1, 0, 0.0, pj, 0.0, tuple(acts)))
     cycles = _cycles(cost, backing.cycles, new_backing.cycles, levels)
     energy = cost.energy_pj - removed_pj - out_pj + chip_pj
     bound = cost.bound if cycles == cost.cycles else _bound(cost, levels, cycles)
@@ -230,7 +256,7 @@ def _add_stores(cost: Cost, moved: list[TensorActions], moved_cycles: float) -> 
 
 
 def _group_result(
-    group: FusedGroup, costs: list[Cost], level: _OnChip, saved_pj: float
+    group: FusedGroup, costs: list[Cost], level: dict[str, _OnChip], saved_pj: float
 ) -> GroupResult:
     components: dict[str, float] = {"compute": sum(c.compute_cycles for c in costs)}
     for c in costs:
@@ -238,7 +264,8 @@ def _group_result(
             components[lv.name] = components.get(lv.name, 0.0) + lv.cycles
     cycles = max(max(components.values()), max(c.cycles for c in costs))
     backing = sum(_units(a) for c in costs if c.levels for a in c.levels[0].tensors)
+    where = "+".join(dict.fromkeys(level[t].name for t in group.on_chip)) or "-"
     return GroupResult(
-        group.name, group.kind.value, group.einsums, group.on_chip, level.name, cycles,
+        group.name, group.kind.value, group.einsums, group.on_chip, where, cycles,
         sum(c.energy_pj for c in costs), sum(c.macs for c in costs), backing, saved_pj,
     )  # fmt: skip
