@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import networkx as nx
@@ -343,9 +343,13 @@ class Cascade:
         return g
 
     def replace_einsums(self, einsums: tuple[Einsum, ...]) -> Cascade:
-        """The cascade with other Einsums; groups whose members all remain are kept."""
+        """The cascade with other Einsums; groups keep the members that remain (checked at the
+        end of the pass by `codesign.ir.groups.carry_groups`)."""
         names = {e.name for e in einsums}
-        groups = tuple(g for g in self.groups if names.issuperset(g.einsums))
+        groups = tuple(
+            replace(g, einsums=tuple(n for n in g.einsums if n in names)) for g in self.groups
+        )
+        groups = tuple(g for g in groups if len(g.einsums) > 1)
         return Cascade(self.name, self.tensors, einsums, groups)
 
 

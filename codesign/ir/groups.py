@@ -120,26 +120,31 @@ def _nonconvex_member(cascade: Cascade, group: FusedGroup) -> str | None:
 
 
 def valid_groups(cascade: Cascade, groups: tuple[FusedGroup, ...]) -> tuple[FusedGroup, ...]:
-    """The groups that still hold on `cascade` (members present, on-chip tensors intact)."""
+    """The groups restricted to what `cascade` still holds (members present, on-chip tensors
+    declared), keeping those that still fuse two or more Einsums and satisfy the invariants."""
     from dataclasses import replace
 
+    present = {e.name for e in cascade.einsums}
     kept: list[FusedGroup] = []
     for group in groups:
-        trial = replace(cascade, groups=(group,))
-        if not group_errors(trial):
-            kept.append(group)
+        members = tuple(n for n in group.einsums if n in present)
+        on_chip = tuple(t for t in group.on_chip if cascade.has_tensor(t))
+        restricted = replace(group, einsums=members, on_chip=on_chip)
+        if len(members) > 1 and not group_errors(replace(cascade, groups=(restricted,))):
+            kept.append(restricted)
     return tuple(kept)
 
 
 def carry_groups(before: Cascade, after: Cascade) -> Cascade:
-    """`after` with the groups of `before` that still hold on it, when a pass built `after`
-    without groups (passes that rebuild the Cascade do not know about groups)."""
+    """`after` with its groups (or, when a pass rebuilt the Cascade without them, the groups of
+    `before`) restricted to what still holds on it (`valid_groups`)."""
     from dataclasses import replace
 
-    if after.groups or not before.groups:
+    source = after.groups or before.groups
+    if not source:
         return after
-    kept = valid_groups(after, before.groups)
-    return replace(after, groups=kept) if kept else after
+    kept = valid_groups(after, source)
+    return after if kept == after.groups else replace(after, groups=kept)
 
 
 def group_of(cascade: Cascade) -> dict[str, FusedGroup]:
