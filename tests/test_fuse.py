@@ -83,7 +83,9 @@ def test_an_einsum_belongs_to_one_group_only(cnn):
         verify(dataclasses.replace(cnn, groups=(a, b)))
 
 
-@pytest.mark.parametrize("pipeline", ["fuse-elementwise", "fuse", "fuse{buffer_kib=1}"])
+@pytest.mark.parametrize(
+    "pipeline", ["fuse-elementwise", "fuse", "fuse{buffer_kib=1}", "canonicalize,fuse-elementwise"]
+)
 @pytest.mark.parametrize("case", ["cnn", "conv", "transformer"])
 def test_fusion_passes_leave_the_interpreter_result_bit_equal(cnn, pipeline, case):
     rng = np.random.default_rng(0)
@@ -98,10 +100,29 @@ def test_fusion_passes_leave_the_interpreter_result_bit_equal(cnn, pipeline, cas
 
 
 def test_groups_survive_later_passes_that_rebuild_the_cascade(cnn):
-    fused, _ = run_pipeline(cnn, "fuse-elementwise,quantize{bits=8},canonicalize",
+    fused, _ = run_pipeline(cnn, "fuse-elementwise,quantize{bits=8},canonicalize{chains=false}",
                             measure_error=False)  # fmt: skip
     assert len(fused.groups) == 10
     verify(fused)
+    # a later chain fold removes members: groups keep what remains, or go when one is left
+    folded, _ = run_pipeline(cnn, "fuse-elementwise,canonicalize", measure_error=False)
+    verify(folded)
+    assert all(len(g.einsums) > 1 for g in folded.groups) and len(folded.groups) < 10
+
+
+def test_canonicalize_folds_elementwise_chains_exactly(cnn):
+    folded, _ = run_pipeline(cnn, "canonicalize", measure_error=False)
+    kept, _ = run_pipeline(cnn, "canonicalize{chains=false}", measure_error=False)
+    assert len(folded.einsums) == 19 and len(kept.einsums) == 31
+    relu_2 = folded.einsum("node_relu_2")
+    assert {a.tensor for a in relu_2.inputs} == {
+        "node_Conv_141_nobias", "stages_0_0_conv2_0_weight_bias", "relu"
+    }
+    inputs = sample_inputs(cnn, 0)
+    np.testing.assert_array_equal(interpret(cnn, inputs)["logits"],
+                                  interpret(folded, inputs)["logits"])  # fmt: skip
+    fused, _ = run_pipeline(cnn, "canonicalize,fuse-elementwise", measure_error=False)
+    assert all(len(g.einsums) == 2 for g in fused.groups if g.einsums[0] != "node_Conv_143")
 
 
 # -- passes ------------------------------------------------------------------------------------
