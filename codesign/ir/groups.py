@@ -25,7 +25,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # cascade.py imports this module; the annotation only needs the name
-    from codesign.ir.cascade import Cascade
+    from codesign.ir.cascade import Cascade, Einsum
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -54,9 +54,12 @@ def format_group(group: FusedGroup) -> str:
     return text
 
 
-def group_errors(cascade: Cascade) -> list[str]:
-    """Every broken group invariant, one line each (empty when the groups are valid)."""
+def group_errors(cascade: Cascade, flow: Dataflow | None = None) -> list[str]:
+    """Every broken group invariant, one line each (empty when the groups are valid); `flow`
+    is `Dataflow.of(cascade)` when the caller has it."""
     errors: list[str] = []
+    if cascade.groups and flow is None:
+        flow = Dataflow.of(cascade)
     order = {e.name: i for i, e in enumerate(cascade.einsums)}
     owner: dict[str, str] = {}
     names: set[str] = set()
@@ -77,14 +80,14 @@ def group_errors(cascade: Cascade) -> list[str]:
             if n in owner:
                 errors.append(f"{where}: Einsum {n} is already in group {owner[n]}")
             owner[n] = group.name
-        outside = _nonconvex_member(cascade, group)
+        outside = _nonconvex_member(cascade, group, flow)
         if outside is not None:
             errors.append(f"{where}: not convex (Einsum {outside} lies between members)")
-        errors += _on_chip_errors(cascade, group)
+        errors += _on_chip_errors(cascade, group, flow)
     return errors
 
 
-def _on_chip_errors(cascade: Cascade, group: FusedGroup) -> list[str]:
+def _on_chip_errors(cascade: Cascade, group: FusedGroup, flow: Dataflow | None) -> list[str]:
     from codesign.ir.cascade import Role
 
     errors: list[str] = []
@@ -96,27 +99,81 @@ def _on_chip_errors(cascade: Cascade, group: FusedGroup) -> list[str]:
             continue
         if cascade.tensor(name).role is not Role.INTERMEDIATE:
             errors.append(f"{where} is not an intermediate")
-        users = {e.name for e in cascade.producers(name) + cascade.consumers(name)}
+        assert flow is not None
+        users = {e.name for e in flow.producers(name) + flow.consumers(name)}
         strays = sorted(users - members)
-        if strays or not cascade.producers(name):
+        if strays or not flow.producers(name):
             strays_text = ", ".join(strays) or "no producer"
             errors.append(f"{where} is used outside the group ({strays_text})")
     return errors
 
 
-def _nonconvex_member(cascade: Cascade, group: FusedGroup) -> str | None:
-    """An Einsum outside `group` reachable from a member that reaches a member, or None."""
-    import networkx as nx
+@dataclass(frozen=True, slots=True)
+class Dataflow:
+    """Einsum order and producer -> consumer adjacency, built once for many group checks."""
 
-    graph = cascade.graph()
-    members = set(group.einsums)
-    below: set[str] = set()
-    for m in members:
-        below |= nx.descendants(graph, m)
-    for node in sorted(below - members):
-        if nx.descendants(graph, node) & members:
-            return node
-    return None
+    order: dict[str, int]
+    succ: dict[str, tuple[str, ...]]
+    pred: dict[str, tuple[str, ...]]
+    writers: dict[str, tuple[Einsum, ...]]  # tensor -> its producers, in cascade order
+    readers: dict[str, tuple[Einsum, ...]]  # tensor -> its consumers, in cascade order
+
+    @staticmethod
+    def of(cascade: Cascade) -> Dataflow:
+        order = {e.name: i for i, e in enumerate(cascade.einsums)}
+        writers: dict[str, list[Einsum]] = {}
+        readers: dict[str, list[Einsum]] = {}
+        for e in cascade.einsums:
+            writers.setdefault(e.output.tensor, []).append(e)
+            for t in e.input_tensors:
+                readers.setdefault(t, []).append(e)
+        succ: dict[str, list[str]] = {n: [] for n in order}
+        pred: dict[str, list[str]] = {n: [] for n in order}
+        for t, users in readers.items():
+            for w in writers.get(t, ()):
+                for e in users:
+                    succ[w.name].append(e.name)
+                    pred[e.name].append(w.name)
+        return Dataflow(
+            order,
+            {k: tuple(v) for k, v in succ.items()},
+            {k: tuple(v) for k, v in pred.items()},
+            {k: tuple(v) for k, v in writers.items()},
+            {k: tuple(v) for k, v in readers.items()},
+        )
+
+    def producers(self, tensor: str) -> tuple[Einsum, ...]:
+        return self.writers.get(tensor, ())
+
+    def consumers(self, tensor: str) -> tuple[Einsum, ...]:
+        return self.readers.get(tensor, ())
+
+    def between(self, members: set[str]) -> str | None:
+        """An Einsum outside `members` reachable from a member that reaches a member (the
+        group is then not convex), or None.  Searches stay inside the members' order window."""
+        lo = min(self.order[m] for m in members)
+        hi = max(self.order[m] for m in members)
+        below = _reach(members, self.succ, lambda n: self.order[n] <= hi)
+        above = _reach(members, self.pred, lambda n: self.order[n] >= lo)
+        inside = sorted((below & above) - members, key=self.order.__getitem__)
+        return inside[0] if inside else None
+
+
+def _reach(start: set[str], edges: dict[str, tuple[str, ...]], keep) -> set[str]:
+    seen: set[str] = set()
+    stack = [n for m in start for n in edges[m]]
+    while stack:
+        n = stack.pop()
+        if n in seen or not keep(n):
+            continue
+        seen.add(n)
+        stack.extend(edges[n])
+    return seen
+
+
+def _nonconvex_member(cascade: Cascade, group: FusedGroup, flow: Dataflow | None) -> str | None:
+    """An Einsum outside `group` reachable from a member that reaches a member, or None."""
+    return (flow or Dataflow.of(cascade)).between(set(group.einsums))
 
 
 def valid_groups(cascade: Cascade, groups: tuple[FusedGroup, ...]) -> tuple[FusedGroup, ...]:
@@ -125,12 +182,13 @@ def valid_groups(cascade: Cascade, groups: tuple[FusedGroup, ...]) -> tuple[Fuse
     from dataclasses import replace
 
     present = {e.name for e in cascade.einsums}
+    flow = Dataflow.of(cascade)
     kept: list[FusedGroup] = []
     for group in groups:
         members = tuple(n for n in group.einsums if n in present)
         on_chip = tuple(t for t in group.on_chip if cascade.has_tensor(t))
         restricted = replace(group, einsums=members, on_chip=on_chip)
-        if len(members) > 1 and not group_errors(replace(cascade, groups=(restricted,))):
+        if len(members) > 1 and not group_errors(replace(cascade, groups=(restricted,)), flow):
             kept.append(restricted)
     return tuple(kept)
 

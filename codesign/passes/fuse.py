@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 
 from codesign.ir.cascade import Cascade, Einsum, Role
-from codesign.ir.groups import FusedGroup, GroupKind, group_errors
+from codesign.ir.groups import Dataflow, FusedGroup, GroupKind
 from codesign.ir.index import Affine
 from codesign.passes.fuse_elementwise import (
     FuseElementwiseOptions,
@@ -45,11 +45,14 @@ class FuseOptions:
             raise ValueError("buffer_kib must be > 0 and max_einsums >= 1")
 
 
-def shared_tile_bytes(cascade: Cascade, tensor: str) -> tuple[int, tuple[str, ...]]:
-    """Bytes of `tensor` one iteration of the shared outer nest needs, and the shared ranks."""
+def shared_tile_bytes(
+    cascade: Cascade, tensor: str, flow: Dataflow | None = None
+) -> tuple[int, tuple[str, ...]]:
+    """Bytes of `tensor` one iteration of the shared outer nest needs, and the shared ranks
+    (`flow`: `Dataflow.of(cascade)` when the caller has it)."""
     spec = cascade.tensor(tensor)
-    producers = cascade.producers(tensor)
-    consumers = cascade.consumers(tensor)
+    producers = flow.producers(tensor) if flow else cascade.producers(tensor)
+    consumers = flow.consumers(tensor) if flow else cascade.consumers(tensor)
     shared: list[str] = []
     for k, rank in enumerate(spec.ranks):
         if len(producers) != 1 or not _plain(producers[0].output.indices[k]):
@@ -91,20 +94,22 @@ def plan_fuse(cascade: Cascade, options: FuseOptions) -> tuple[Cascade, tuple[Fu
         if e.name not in where:
             kernels[e.name] = ((e.name,), (), GroupKind.CHAIN)
             where[e.name] = e.name
+    flow = Dataflow.of(cascade)
+    tiles: dict[str, tuple[int, tuple[str, ...]]] = {}
     edges: dict[str, FusionDecision] = {}
     merged = True
     while merged:  # to a fixed point: a merge can make a tensor's readers one kernel
         merged = False
         for spec in cascade.tensors:
-            if spec.role is not Role.INTERMEDIATE or not cascade.producers(spec.name):
+            if spec.role is not Role.INTERMEDIATE or not flow.producers(spec.name):
                 continue
-            decision = _consider(cascade, spec.name, kernels, where, budget, options)
+            decision = _consider(cascade, spec.name, kernels, where, budget, options, flow, tiles)
             if decision is None:
                 continue
             edges[spec.name] = decision
             merged = merged or decision.fused
     decisions += edges.values()
-    return replace(cascade, groups=_groups(cascade, kernels)), tuple(decisions)
+    return replace(cascade, groups=_groups(cascade, kernels, flow)), tuple(decisions)
 
 
 Kernels = dict[str, tuple[tuple[str, ...], tuple[str, ...], GroupKind]]
@@ -117,23 +122,28 @@ def _consider(
     where: dict[str, str],
     budget: float,
     options: FuseOptions,
+    flow: Dataflow,
+    tiles: dict[str, tuple[int, tuple[str, ...]]],
 ) -> FusionDecision | None:
     """Fuse the kernels on both sides of `tensor` (updating `kernels`/`where`) when it fits;
     None when there is nothing to decide (no reader, or already on chip)."""
-    writer = cascade.producers(tensor)[0].name
+    writer = flow.producers(tensor)[0].name
     producer = where[writer]
-    users = sorted({where[e.name] for e in cascade.consumers(tensor)})
+    users = sorted({where[e.name] for e in flow.consumers(tensor)})
     if not users or tensor in kernels[producer][1]:
         return None
-    reader = cascade.consumers(tensor)[0].name
-    if len(users) > 1 or len({where[p.name] for p in cascade.producers(tensor)}) > 1:
+    reader = flow.consumers(tensor)[0].name
+    if len(users) > 1 or len({where[p.name] for p in flow.producers(tensor)}) > 1:
         return FusionDecision(writer, reader, tensor, False, f"read by {len(users)} kernels")
     consumer = users[0]
-    tile, shared = shared_tile_bytes(cascade, tensor)
+    for t in (tensor, *kernels[producer][1], *kernels[consumer][1]):
+        if t not in tiles:
+            tiles[t] = shared_tile_bytes(cascade, t, flow)
+    tile, shared = tiles[tensor]
     inside = consumer == producer  # both sides already in one kernel: keep it on chip too
     members = kernels[producer][0] + (() if inside else kernels[consumer][0])
     on_chip = kernels[producer][1] + (() if inside else kernels[consumer][1]) + (tensor,)
-    need = sum(shared_tile_bytes(cascade, t)[0] for t in on_chip)
+    need = sum(tiles[t][0] for t in on_chip)
     nest = f"shared nest [{','.join(shared)}]" if shared else "no shared rank"
     reason = ""
     if len(members) > options.max_einsums:
@@ -141,12 +151,8 @@ def _consider(
     elif need > budget:
         reason = f"{nest}; tiles {need:,} B > buffer {budget:,.0f} B"
     else:
-        trial = dict(kernels)
-        if not inside:
-            del trial[consumer]
-        trial[producer] = (members, on_chip, GroupKind.CHAIN)
-        errors = group_errors(replace(cascade, groups=_groups(cascade, trial)))
-        reason = errors[0].split(": ", 1)[-1] if errors else ""
+        outside = flow.between(set(members))
+        reason = f"not convex (Einsum {outside} lies between members)" if outside else ""
     if reason:
         return FusionDecision(writer, reader, tensor, False, reason, tile)
     kind = kernels[producer][2] if inside else GroupKind.CHAIN
@@ -158,7 +164,7 @@ def _consider(
     return FusionDecision(writer, reader, tensor, True, f"{nest}; group tiles {need:,} B fit", tile)
 
 
-def _groups(cascade: Cascade, kernels: Kernels) -> tuple[FusedGroup, ...]:
+def _groups(cascade: Cascade, kernels: Kernels, flow: Dataflow) -> tuple[FusedGroup, ...]:
     """Multi-Einsum kernels as groups named g0, g1, ... in cascade order of their first member."""
     order = {e.name: i for i, e in enumerate(cascade.einsums)}
     multi = [k for k in kernels.values() if len(k[0]) > 1]
@@ -166,7 +172,7 @@ def _groups(cascade: Cascade, kernels: Kernels) -> tuple[FusedGroup, ...]:
     groups = []
     for i, (members, on_chip, kind) in enumerate(multi):
         ordered = tuple(sorted(members, key=order.__getitem__))
-        chip = tuple(sorted(on_chip, key=lambda t: order[cascade.producers(t)[0].name]))
+        chip = tuple(sorted(on_chip, key=lambda t: order[flow.producers(t)[0].name]))
         groups.append(FusedGroup(f"g{i}", kind, ordered, chip))
     return tuple(groups)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.expr import Access, Binary, BinaryOp, ReduceOp
-from codesign.ir.groups import FusedGroup, GroupKind, group_of
+from codesign.ir.groups import Dataflow, FusedGroup, GroupKind, group_of
 from codesign.ir.index import Affine, Gathered
 from codesign.passes.pipeline import PassContext, register_pass
 
@@ -95,6 +95,7 @@ def plan_fuse_elementwise(
 ) -> tuple[Cascade, tuple[FusionDecision, ...]]:
     """The cascade with epilogue/prologue groups added, and the decisions with reasons."""
     owner = {name: g.name for name, g in group_of(cascade).items()}
+    flow = Dataflow.of(cascade)
     decisions: list[FusionDecision] = []
     chains: dict[str, tuple[list[str], list[str]]] = {}  # contraction -> (members, on_chip)
     for c in reversed([e for e in cascade.einsums if is_contraction(e)]):
@@ -103,7 +104,7 @@ def plan_fuse_elementwise(
         members, on_chip = [c.name], []
         tensor = c.output.tensor
         while len(members) <= options.max_epilogue:
-            consumer, reason = _epilogue_step(cascade, tensor, owner)
+            consumer, reason = _epilogue_step(cascade, flow, tensor, owner)
             decisions.append(
                 FusionDecision(members[-1], consumer.name if consumer else "-", tensor,
                                consumer is not None, reason)
@@ -119,7 +120,7 @@ def plan_fuse_elementwise(
     if options.prologue:
         for name, (members, on_chip) in chains.items():
             for access in cascade.einsum(name).inputs:
-                producer, reason = _prologue_step(cascade, access.tensor, name, owner)
+                producer, reason = _prologue_step(cascade, flow, access.tensor, name, owner)
                 if producer is None:
                     if reason:
                         decisions.append(FusionDecision("-", name, access.tensor, False, reason))
@@ -134,21 +135,21 @@ def plan_fuse_elementwise(
     for members, on_chip in sorted(chains.values(), key=lambda mc: min(order[m] for m in mc[0])):
         if len(members) > 1:
             ordered = tuple(sorted(members, key=order.__getitem__))
-            chip = tuple(sorted(set(on_chip), key=lambda t: order[cascade.producers(t)[0].name]))
+            chip = tuple(sorted(set(on_chip), key=lambda t: order[flow.producers(t)[0].name]))
             new.append(FusedGroup(_next_group_name(taken), GroupKind.EPILOGUE, ordered, chip))
     return replace(cascade, groups=cascade.groups + tuple(new)), tuple(decisions)
 
 
 def _epilogue_step(
-    cascade: Cascade, tensor: str, owner: dict[str, str]
+    cascade: Cascade, flow: Dataflow, tensor: str, owner: dict[str, str]
 ) -> tuple[Einsum | None, str]:
     """The elementwise consumer that may fold onto `tensor`'s producer, or None and why not."""
     spec = cascade.tensor(tensor)
     if spec.role is not Role.INTERMEDIATE:
         return None, f"{spec.role.value} of the cascade is stored"
-    if len(cascade.producers(tensor)) != 1:
+    if len(flow.producers(tensor)) != 1:
         return None, "written by several Einsums"
-    consumers = cascade.consumers(tensor)
+    consumers = flow.consumers(tensor)
     if len(consumers) != 1:
         return None, f"read by {len(consumers)} Einsums"
     consumer = consumers[0]
@@ -162,12 +163,12 @@ def _epilogue_step(
 
 
 def _prologue_step(
-    cascade: Cascade, tensor: str, contraction: str, owner: dict[str, str]
+    cascade: Cascade, flow: Dataflow, tensor: str, contraction: str, owner: dict[str, str]
 ) -> tuple[Einsum | None, str]:
     """An ungrouped elementwise producer of `tensor` that only `contraction` reads."""
     if not cascade.has_tensor(tensor) or cascade.tensor(tensor).role is not Role.INTERMEDIATE:
         return None, ""
-    producers = cascade.producers(tensor)
+    producers = flow.producers(tensor)
     if len(producers) != 1:
         return None, "written by several Einsums"
     producer = producers[0]
@@ -175,7 +176,7 @@ def _prologue_step(
         return None, ""  # already in another group: its own decision was recorded there
     if is_contraction(producer) or not is_elementwise(producer):
         return None, f"{producer.name} is not elementwise"
-    if {e.name for e in cascade.consumers(tensor)} != {contraction}:
+    if {e.name for e in flow.consumers(tensor)} != {contraction}:
         return None, "read by other Einsums too"
     return producer, "elementwise prologue"
 
