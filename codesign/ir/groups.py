@@ -117,6 +117,7 @@ class Dataflow:
     pred: dict[str, tuple[str, ...]]
     writers: dict[str, tuple[Einsum, ...]]  # tensor -> its producers, in cascade order
     readers: dict[str, tuple[Einsum, ...]]  # tensor -> its consumers, in cascade order
+    by_name: dict[str, Einsum]
 
     @staticmethod
     def of(cascade: Cascade) -> Dataflow:
@@ -140,7 +141,11 @@ class Dataflow:
             {k: tuple(v) for k, v in pred.items()},
             {k: tuple(v) for k, v in writers.items()},
             {k: tuple(v) for k, v in readers.items()},
+            {e.name: e for e in cascade.einsums},
         )
+
+    def einsum(self, name: str) -> Einsum:
+        return self.by_name[name]
 
     def producers(self, tensor: str) -> tuple[Einsum, ...]:
         return self.writers.get(tensor, ())

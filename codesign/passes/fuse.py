@@ -15,7 +15,9 @@ exceed `max_einsums`, or the tiles overflow the buffer.
 
 `plan_fuse` returns the cascade and one `FusionDecision` per considered edge (``--explain``).
 With ``elementwise=true`` (default) `fuse-elementwise` runs first, so contractions keep their
-epilogues and the chain fusion joins whole kernels.
+epilogues and the chain fusion joins whole kernels.  ``contractions=false`` fuses only
+Einsums that are not contractions (the pieces of a softmax or a normalization become one
+kernel, as LLM-Viewer counts them; no contraction gains an epilogue).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from codesign.ir.index import Affine
 from codesign.passes.fuse_elementwise import (
     FuseElementwiseOptions,
     FusionDecision,
+    is_contraction,
     plan_fuse_elementwise,
 )
 from codesign.passes.pipeline import PassContext, register_pass
@@ -38,7 +41,8 @@ from codesign.passes.pipeline import PassContext, register_pass
 class FuseOptions:
     buffer_kib: float = 256.0  # on-chip buffer the fused tiles must fit (KiB)
     max_einsums: int = 32  # most Einsums in one group
-    elementwise: bool = True  # run fuse-elementwise first
+    elementwise: bool = True  # run fuse-elementwise first (not with contractions=false)
+    contractions: bool = True  # false: only non-contraction Einsums fuse (softmax, norm pieces)
 
     def __post_init__(self) -> None:
         if self.buffer_kib <= 0 or self.max_einsums < 1:
@@ -83,7 +87,7 @@ def _reads_in_step(einsum: Einsum, tensor: str, k: int) -> bool:
 def plan_fuse(cascade: Cascade, options: FuseOptions) -> tuple[Cascade, tuple[FusionDecision, ...]]:
     """The cascade with producer-consumer groups, and one decision per considered edge."""
     decisions: list[FusionDecision] = []
-    if options.elementwise:
+    if options.elementwise and options.contractions:
         cascade, first = plan_fuse_elementwise(cascade, FuseElementwiseOptions())
         decisions += [d for d in first if d.fused]
     budget = options.buffer_kib * 1024
@@ -146,7 +150,9 @@ def _consider(
     need = sum(tiles[t][0] for t in on_chip)
     nest = f"shared nest [{','.join(shared)}]" if shared else "no shared rank"
     reason = ""
-    if len(members) > options.max_einsums:
+    if not options.contractions and any(is_contraction(flow.einsum(m)) for m in members):
+        reason = "joins a contraction (contractions=false)"
+    elif len(members) > options.max_einsums:
         reason = f"group would hold {len(members)} > {options.max_einsums} Einsums"
     elif need > budget:
         reason = f"{nest}; tiles {need:,} B > buffer {budget:,.0f} B"
