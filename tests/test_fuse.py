@@ -24,6 +24,7 @@ from codesign.passes import run_pipeline
 from codesign.passes.fuse import FuseOptions, plan_fuse, shared_tile_bytes
 from codesign.passes.fuse_elementwise import FuseElementwiseOptions, plan_fuse_elementwise
 from tests.ir_cases import conv_cascade, transformer_cascade
+from tests.validation import load_cases
 
 CNN = "examples/models/cnn.onnx"
 EYERISS = "examples/hw/eyeriss_like.yaml"
@@ -245,3 +246,35 @@ def test_map_prints_groups_and_explains_the_plan(capsys):
     assert "relu -> node_Conv_139 via relu: kept apart" in out
     assert "fused groups (one kernel each)" in out
     assert "reuse: MACs per backing-store access" in out
+
+
+# -- roofline ----------------------------------------------------------------------------------
+LLM_VIEWER_FUSED = [c for c in load_cases("llm_viewer") if "passes" in c["inputs"]]
+
+
+@pytest.mark.parametrize("case", LLM_VIEWER_FUSED, ids=[c["id"] for c in LLM_VIEWER_FUSED])
+def test_fused_llm_roofline_agrees_with_llm_viewer(tmp_path, case):
+    inputs = case["inputs"]
+    out = tmp_path / "roofline.json"
+    args = ["roofline", "--llm", inputs["llm"], "--hw", inputs["hw"], "--batch",
+            str(inputs["batch"]), "--seq", str(inputs["seq"]), "--phase", inputs["phase"],
+            "--passes", inputs["passes"], "--json", str(out)]  # fmt: skip
+    if inputs["flash_attention"]:
+        args.append("--flash-attention")
+    assert main(args) == 0
+    totals = json.loads(out.read_text())["totals"][inputs["phase"]]
+    for key, expected in case["expected"].items():
+        assert totals[key] == pytest.approx(expected, rel=case["tolerance"]), key
+
+
+def test_roofline_prices_one_kernel_per_fused_group_and_unfused_stays_unchanged(tmp_path):
+    docs = {}
+    for name, extra in (("none", []), ("fused", ["--passes", "fuse-elementwise"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["roofline", CNN, "--hw", "a100", "--per-einsum", "--json", str(out),
+                     *extra]) == 0  # fmt: skip
+        docs[name] = json.loads(out.read_text())
+    unfused, fused = (list(d["totals"].values())[0] for d in (docs["none"], docs["fused"]))
+    assert fused["ops"] == unfused["ops"]
+    assert fused["memory_bytes"] < 0.6 * unfused["memory_bytes"]
+    assert len(docs["fused"]["rows"]) < len(docs["none"]["rows"])
