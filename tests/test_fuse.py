@@ -117,7 +117,9 @@ def test_canonicalize_folds_elementwise_chains_exactly(cnn):
     assert len(folded.einsums) == 19 and len(kept.einsums) == 31
     relu_2 = folded.einsum("node_relu_2")
     assert {a.tensor for a in relu_2.inputs} == {
-        "node_Conv_141_nobias", "stages_0_0_conv2_0_weight_bias", "relu"
+        "node_Conv_141_nobias",
+        "stages_0_0_conv2_0_weight_bias",
+        "relu",
     }
     inputs = sample_inputs(cnn, 0)
     np.testing.assert_array_equal(interpret(cnn, inputs)["logits"],
@@ -278,3 +280,13 @@ def test_roofline_prices_one_kernel_per_fused_group_and_unfused_stays_unchanged(
     assert fused["ops"] == unfused["ops"]
     assert fused["memory_bytes"] < 0.6 * unfused["memory_bytes"]
     assert len(docs["fused"]["rows"]) < len(docs["none"]["rows"])
+
+
+def test_passes_none_gives_the_unfused_result(tmp_path):
+    docs = []
+    for extra in ([], ["--passes", "none"]):
+        out = tmp_path / f"{len(extra)}.json"
+        args = ["map", CNN, "--hw", EYERISS, "-q", "--evaluations", "50", "--json", str(out)]
+        assert main([*args, *extra]) == 0
+        docs.append(json.loads(out.read_text()))
+    assert docs[0]["total"] == docs[1]["total"] and docs[1]["groups"] == []

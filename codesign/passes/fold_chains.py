@@ -29,8 +29,10 @@ _PREDICATES = frozenset({
 
 def _elementwise(einsum: Einsum) -> bool:
     """No reduction, no gather, and not a view (views compose under ``views=true``)."""
-    return einsum.reduce is None and not einsum.is_view and not any(
-        isinstance(i, Gathered) for a in einsum.inputs for i in a.indices
+    return (
+        einsum.reduce is None
+        and not einsum.is_view
+        and not any(isinstance(i, Gathered) for a in einsum.inputs for i in a.indices)
     )
 
 
