@@ -163,6 +163,11 @@ def _units(action: TensorActions) -> float:
     return action.reads + action.fills + action.updates
 
 
+def _share(actions: list[TensorActions], total: float) -> float:
+    """The fraction of a level's traffic units that `actions` make up."""
+    return sum(_units(a) for a in actions) / total if total else 0.0
+
+
 def _adjust(
     cost: Cost, on_chip: set[str], move_rest: bool, level: dict[str, _OnChip]
 ) -> tuple[Cost, list[TensorActions], float, float]:
@@ -183,8 +188,8 @@ def _adjust(
             kept.append(a)
     if not removed and not out:
         return cost, [], 0.0, 0.0
-    share = lambda acts: sum(_units(a) for a in acts) / total if total else 0.0  # noqa: E731
-    removed_cycles, out_cycles = backing.cycles * share(removed), backing.cycles * share(out)
+    removed_cycles = backing.cycles * _share(removed, total)
+    out_cycles = backing.cycles * _share(out, total)
     chip: dict[str, list[TensorActions]] = {}
     for a in removed:
         at = level[_base(a.tensor)]
