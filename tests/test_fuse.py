@@ -190,9 +190,9 @@ def eyeriss_pair(cnn, cnn_fused):
 
 def test_cnn_on_eyeriss_fused_elementwise_share_below_10_percent_and_energy_lower(eyeriss_pair):
     unfused, fused = eyeriss_pair
-    assert _elementwise_share(unfused) > 0.5  # the artefact issue 11 describes
+    assert _elementwise_share(unfused) > 0.2  # every ReLU/bias/add a DRAM round trip
     assert _elementwise_share(fused) < 0.10
-    assert fused.energy_pj < 0.6 * unfused.energy_pj
+    assert fused.energy_pj < 0.8 * unfused.energy_pj
     assert fused.cycles <= unfused.cycles
     assert fused.macs == unfused.macs
 
@@ -290,3 +290,19 @@ def test_passes_none_gives_the_unfused_result(tmp_path):
         assert main([*args, *extra]) == 0
         docs.append(json.loads(out.read_text()))
     assert docs[0]["total"] == docs[1]["total"] and docs[1]["groups"] == []
+
+
+def test_elementwise_einsums_are_priced_at_the_array_word_like_contractions(tmp_path, capsys):
+    from codesign.sim.vector import array_words
+
+    cnn = load_onnx(CNN)
+    # f32 on a 16-bit word: one word per element, as the MAC nest counts it
+    assert array_words(cnn, "relu", 4 * 16384, 16) == 16384
+    # narrower storage (a pipeline's int4 codes) packs: 16 codes per 64-bit word
+    quantized, _ = run_pipeline(cnn, "quantize{bits=4}", measure_error=False)
+    weight = next(t for t in quantized.weights if t.dtype.bits == 4)
+    assert array_words(quantized, weight.name, weight.size_bytes, 64) == weight.size / 16
+    out = tmp_path / "map.json"
+    assert main(["map", CNN, "--hw", EYERISS, "-q", "--evaluations", "50",
+                 "--json", str(out)]) == 0  # fmt: skip
+    assert "one word per element" in json.loads(out.read_text())["notes"][0]
