@@ -4,7 +4,9 @@ on a spatial architecture.
 Model (documented in docs/hwmodels.md, "Non-MAC Einsums"): every PE executes one body or
 reduction op per cycle, so ``compute_cycles = ceil(ops / PEs)``; each tensor's compulsory
 footprint (`codesign.ir.stats`) crosses the outermost level (DRAM) once — inputs read, the
-output written — so ``dram_cycles = words / bandwidth``; cycles are the larger of the two.
+output written — so ``dram_cycles = words / bandwidth``, words counted as the MAC nests count
+them (`array_words`: one per element when the dtype is wider than the word, packed when
+narrower); cycles are the larger of the two.
 Energy is one MAC-energy per op (an ALU op costs about a MAC of the same width; a conservative
 choice) plus the DRAM per-word read/write energy.  Views (transpose, reshape, slice, concat
 pieces) are free: they are folded into the address generation of their consumer, as layout
