@@ -10,19 +10,19 @@ import json
 import numpy as np
 import pytest
 
+from codesign.api import map_model
 from codesign.cli.main import main
 from codesign.errors import InputError
 from codesign.frontends.onnx import load_onnx
-from codesign.hwmodels.hardware import load_hardware
 from codesign.ir import interpret, parse_cascade, print_cascade, verify
 from codesign.ir.groups import FusedGroup, GroupKind
 from codesign.ir.inputs import sample_inputs
 from codesign.ir.verify import VerifyError
-from codesign.mapper.cascade import CascadeMapper, CascadeResult
 from codesign.mapper.search import SearchOptions
 from codesign.passes import run_pipeline
 from codesign.passes.fuse import FuseOptions, plan_fuse, shared_tile_bytes
 from codesign.passes.fuse_elementwise import FuseElementwiseOptions, plan_fuse_elementwise
+from codesign.sim.cascade import CascadeResult
 from tests.ir_cases import conv_cascade, transformer_cascade
 from tests.validation import load_cases
 
@@ -41,8 +41,8 @@ def cnn_fused(cnn):
 
 
 def _map(cascade, hw: str, evaluations: int = 300) -> CascadeResult:
-    mapper = CascadeMapper(options=SearchOptions(max_evaluations=evaluations, seed=0))
-    return mapper.map(cascade, load_hardware(hw))
+    search = SearchOptions(max_evaluations=evaluations, seed=0)
+    return map_model(cascade, hw, search=search).result
 
 
 # -- IR record ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Fused groups: which Einsums of a Cascade run as one kernel, and which intermediates stay on chip.
 
 A `FusedGroup` is an annotation, not a rewrite: the Einsums keep their bodies, so the reference
-interpreter's result never depends on the groups.  Cost models read the groups (``mapper/fused``)
+interpreter's result never depends on the groups.  Cost models read the groups (``sim/fused``)
 to price a group as one kernel whose `on_chip` intermediates never cross the backing store.
 
 Invariants (checked by `group_errors`, which the verifier calls):
