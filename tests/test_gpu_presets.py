@@ -101,6 +101,17 @@ def test_matrix_work_without_a_tensor_roof_falls_back_to_the_vector_units(tmp_pa
         (("kind: dram", "kind: sram"), r"toy.yaml:\d+: memory\[0\].kind"),
         (("family: gpu", "family: tpu"), r"toy.yaml:1: family"),
         (("sm_count: 4\n", ""), r"toy.yaml:1: <root>: Value error, a gpu needs sm_count"),
+        (
+            ("clock_ghz: 1.0", "clock_ghz: 1.0\nkernel_launch_us: -1"),
+            r"toy.yaml:\d+: kernel_launch",
+        ),
+        (
+            (
+                "clock_ghz: 1.0",
+                "clock_ghz: 1.0\ninterconnect: {name: x, bandwidth_gbps: 9, collectives: m}",
+            ),
+            r"toy.yaml:\d+: interconnect.collectives",
+        ),
     ],
 )
 def test_bad_yaml_is_one_line_error_naming_file_line_and_field(tmp_path, edit, message):

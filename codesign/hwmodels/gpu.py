@@ -128,6 +128,7 @@ class DeviceSpec(_Strict):
     memory: tuple[MemorySpec, ...] = Field(min_length=1)
     efficiency: EfficiencySpec = EfficiencySpec()
     interconnect: InterconnectSpec | None = None  # device-to-device link (multi-device runs)
+    kernel_launch_us: Annotated[float, Field(ge=0)] = 0.0  # fixed cost per kernel (serving)
     sources: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -179,6 +180,7 @@ class Device:
     sources: tuple[tuple[str, str], ...]
     source_path: str
     interconnect: Interconnect | None = None
+    kernel_launch_s: float = 0.0  # fixed cost per launched kernel, added by serving scenarios
 
     @property
     def dram(self) -> MemoryLevel:
@@ -291,6 +293,7 @@ def device_from_spec(spec: DeviceSpec, source_path: str | Path = "") -> Device:
         interconnect=None
         if spec.interconnect is None
         else interconnect_from_spec(spec.interconnect),
+        kernel_launch_s=spec.kernel_launch_us * 1e-6,
     )
 
 

@@ -15,9 +15,12 @@ microbatch's trip through every stage plus ``m - 1`` times the slowest stage; th
 of the devices is the pipeline bubble.
 
 Collectives are ring algorithms over the link (per device, one direction, ``Interconnect``):
-an all-reduce of ``S`` bytes over ``N`` devices costs ``2 (N-1)/N S / bandwidth +
-2 (N-1) latency``, an all-gather of ``S`` bytes in all ``(N-1)/N S / bandwidth + (N-1)
-latency`` (Thakur et al. 2005; NCCL's "bus bandwidth" convention).  Communication is not
+an all-reduce of ``S`` bytes over ``N`` devices takes ``2 (N-1)`` steps and moves
+``2 (N-1)/N S`` bytes per device, an all-gather ending with ``S`` bytes ``N-1`` steps and
+``(N-1)/N S`` (Thakur et al. 2005; NCCL's "bus bandwidth" convention, nccl-tests
+doc/PERFORMANCE.md).  Each of the link's protocols (``Interconnect.protocols``) prices that as
+``base + steps x step_latency + bytes / (bandwidth x share)``; the cheapest is taken, as NCCL
+does (``ncclTopoGetAlgoTime``).  Communication is not
 overlapped with compute: a conservative bound for decode, where each all-reduce waits on the
 layer before it.
 """
@@ -98,7 +101,12 @@ def allreduce_s(size_bytes: float, devices: int, link: Interconnect) -> float:
     if devices == 1:
         return 0.0
     steps = 2 * (devices - 1)
-    return steps / devices * size_bytes / link.bandwidth_bytes_per_s + steps * link.latency_s
+    moved = steps / devices * size_bytes
+    bw = link.bandwidth_bytes_per_s
+    return min(
+        p.base_s + steps * p.step_s + moved / (bw * p.allreduce_bandwidth_share)
+        for p in link.protocols
+    )
 
 
 def allgather_s(total_bytes: float, devices: int, link: Interconnect) -> float:
@@ -106,7 +114,12 @@ def allgather_s(total_bytes: float, devices: int, link: Interconnect) -> float:
     if devices == 1:
         return 0.0
     steps = devices - 1
-    return steps / devices * total_bytes / link.bandwidth_bytes_per_s + steps * link.latency_s
+    moved = steps / devices * total_bytes
+    bw = link.bandwidth_bytes_per_s
+    return min(
+        p.base_s + steps * p.step_s + moved / (bw * p.allgather_bandwidth_share)
+        for p in link.protocols
+    )
 
 
 def send_s(size_bytes: float, link: Interconnect) -> float:

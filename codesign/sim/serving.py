@@ -14,6 +14,9 @@ Definitions (docs/llm.md "Serving"):
   them; ``decode_samples >= generated - 1`` prices every step.
 * Every layer costs the same, so a pass is priced on a one-layer cascade: the layer's kernels
   times the stage's layers, plus the embedding (first stage) and final norm / LM head (last).
+* Each priced kernel also costs the device's ``kernel_launch_s`` (the card's
+  ``kernel_launch_us``): a fixed cost per launch that does not shrink with tensor parallelism
+  (every device launches every kernel of its shard), the same on every device.
 * Memory per device: the stage's weights (the largest stage), its KV cache at the final length
   (``batch x layers x 2 x kv_heads x head_dim x min(prompt + generated, window)`` at the KV
   type), and the largest kernel's activations in the prefill (what must be live at once).
@@ -214,13 +217,14 @@ class _Split:
     other_pj: float | None
 
 
-def _split(kernels: tuple[KernelCost, ...]) -> _Split:
+def _split(kernels: tuple[KernelCost, ...], launch_s: float) -> _Split:
+    """`launch_s`: the fixed cost of launching one kernel, added to each kernel's time."""
     layer_s = first_s = last_s = 0.0
     layer_ops = other_ops = layer_bytes = other_bytes = 0
     layer_pj = other_pj = 0.0
     for k in kernels:
         if layer_of(k.einsum) is not None:
-            layer_s += k.time_s
+            layer_s += k.time_s + launch_s
             layer_ops += k.ops
             layer_bytes += k.memory_bytes
             layer_pj += k.energy_pj or 0.0
@@ -229,9 +233,9 @@ def _split(kernels: tuple[KernelCost, ...]) -> _Split:
         other_bytes += k.memory_bytes
         other_pj += k.energy_pj or 0.0
         if k.einsum.startswith(_FIRST_STAGE):
-            first_s += k.time_s
+            first_s += k.time_s + launch_s
         else:
-            last_s += k.time_s
+            last_s += k.time_s + launch_s
     priced = all(k.energy_pj is not None for k in kernels)
     return _Split(
         layer_s, first_s, last_s, layer_ops, other_ops, layer_bytes, other_bytes,
@@ -248,6 +252,7 @@ class _Plan:
     micro_batch: int
     stages: tuple[int, ...]
     link: Interconnect | None
+    kernel_launch_s: float  # the device's fixed cost per kernel
 
 
 def _price_pass(
@@ -256,7 +261,7 @@ def _price_pass(
     phase = workload.phase.value
     priced = price(build_llm(plan.shard, workload, layers=1), phase)
     cascade = priced.cascade
-    split = _split(priced.kernels)
+    split = _split(priced.kernels, plan.kernel_launch_s)
     layer_s, first_s, last_s = split.layer_s, split.first_s, split.last_s
     act_bytes = _activation_type_bytes(cascade)
     tokens = workload.batch * workload.new_tokens
@@ -367,6 +372,7 @@ def serve(
     plan = _Plan(
         config, shard_config(config, parallelism.tensor), parallelism, m,
         math.ceil(scenario.batch / m), stage_layers(config.layers, parallelism.pipeline), link,
+        device.kernel_launch_s,
     )  # fmt: skip
     prefill, prefill_priced = _price_pass(
         plan, Workload(plan.micro_batch, scenario.prompt_tokens, Phase.PREFILL), price
