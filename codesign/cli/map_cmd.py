@@ -140,7 +140,7 @@ def _problem_name(file: Path) -> str:
 
     try:
         data = yaml.safe_load(file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{file}: cannot read mapping ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("problem"), str):
         raise InputError(f"{file}: a mapping needs a 'problem' name")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from codesign.errors import InputError
+from codesign.errors import InputError, read_utf8
 from codesign.ir.cascade import Cascade
 
 
@@ -32,8 +32,9 @@ def load_model(spec: str, dims: Mapping[str, int] | None = None) -> Cascade:
     if suffix in (".ein", ".cascade"):
         from codesign.ir.parser import parse_cascade
 
+        text = read_utf8(path)
         try:
-            return parse_cascade(path.read_text())
+            return parse_cascade(text)
         except InputError as exc:
             raise InputError(f"{spec}: {exc}") from None
     if suffix == ".csv":
