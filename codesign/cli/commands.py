@@ -6,13 +6,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.outputs import write_text
 from codesign.errors import InputError
 from codesign.frontends import load_model
 from codesign.ir.cascade import Cascade, Role
@@ -93,7 +93,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
             return 0
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     table = Table(title=f"{cascade.name}: {len(rows)} Einsums")
     for col in ("Einsum", "op", "MACs", "other ops", "in bytes", "out bytes", "FLOP/B"):
         table.add_column(col, justify="left" if col in ("Einsum", "op") else "right")
@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text)
+            write_text(args.json, text)
     return status
 
 

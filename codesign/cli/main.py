@@ -185,9 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
+    from codesign.cli.outputs import check_outputs
     from codesign.ir.verify import VerifyError
 
     try:
+        check_outputs(args)  # before any work: a bad output path costs nothing
         return int(args.func(args) or 0)
     except (InputError, VerifyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from codesign.api import Report, map_model, resolve_hardware, retypes_weights
+from codesign.cli.outputs import staged, write_text
 from codesign.cli.passes_opt import (
     PassesResult,
     add_passes_arguments,
@@ -322,14 +323,15 @@ def cmd_map(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for e in result.einsums:
             if e.mapping is not None:
-                (out / f"{e.name}.yaml").write_text(e.mapping.to_yaml())
+                write_text(out / f"{e.name}.yaml", e.mapping.to_yaml())
     if args.plot:
-        plot_result(result, args.plot, baseline)
+        with staged(args.plot) as plot_path:
+            plot_result(result, plot_path, baseline)
     if args.json == "-":
         print(json.dumps(doc, indent=1))
         return 0
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=1))
+        write_text(args.json, json.dumps(doc, indent=1))
     console = Console(width=max(Console().width, 110))
     if pipeline is not None:
         print(passes_text(passes), end="")

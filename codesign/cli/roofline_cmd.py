@@ -7,11 +7,11 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.outputs import staged, write_text
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
 from codesign.hwmodels.registry import Command, load_hardware_card
@@ -216,7 +216,7 @@ def cmd_roofline(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text + "\n")
             return 0
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     console = _console()
     _print(report, args.per_einsum, console)
     if args.plot:
@@ -224,7 +224,8 @@ def cmd_roofline(args: argparse.Namespace) -> int:
 
         rows = [r for p in report.phases for r in _rows(p, args.per_einsum)]
         phases = " vs ".join(p.phase for p in report.phases)
-        out = plot_roofline(rows, report.device, args.plot, f"{report.model} ({phases}) on "
-                            f"{report.device.name}")  # fmt: skip
-        Console().print(f"plot written to {out}")
+        with staged(args.plot) as plot_path:
+            plot_roofline(rows, report.device, plot_path, f"{report.model} ({phases}) on "
+                          f"{report.device.name}")  # fmt: skip
+        Console().print(f"plot written to {args.plot}")
     return 0
