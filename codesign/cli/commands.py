@@ -24,10 +24,24 @@ def _dims(pairs: list[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for pair in pairs:
         name, eq, value = pair.partition("=")
-        if not eq or not value.strip().isdigit():
-            raise InputError(f"--dim {pair!r}: expected NAME=N")
+        if not eq or not value.strip().isdigit() or int(value) < 1:
+            raise InputError(f"--dim {pair!r}: expected NAME=N with N a positive integer")
+        if name.strip() in dims:
+            raise InputError(f"--dim {pair!r}: {name.strip()} given twice")
         dims[name.strip()] = int(value)
     return dims
+
+
+# Largest LLM sizes accepted: beyond them the IR's tensors (and every estimate) are nonsense.
+_LLM_LIMITS = {"batch": 2**16, "seq": 2**24, "kv_len": 2**24}
+
+
+def _check_llm_sizes(args: argparse.Namespace) -> None:
+    for name, limit in _LLM_LIMITS.items():
+        value = getattr(args, name, None)
+        if value is not None and not 1 <= value <= limit:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} {value}: must be in 1..{limit}")
 
 
 def load_from_args(args: argparse.Namespace) -> Cascade:
@@ -35,6 +49,7 @@ def load_from_args(args: argparse.Namespace) -> Cascade:
     if getattr(args, "llm", None):
         if args.model:
             raise InputError("give either MODEL or --llm, not both")
+        _check_llm_sizes(args)
         from codesign.frontends.llm import llm_from_spec
 
         return llm_from_spec(

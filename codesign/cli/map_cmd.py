@@ -165,7 +165,7 @@ def map_from_flags(
         objective=Objective(args.objective),
         seed=args.seed,
         time_budget_s=args.time_budget,
-        **({"max_evaluations": args.evaluations} if args.evaluations else {}),
+        **({"max_evaluations": args.evaluations} if args.evaluations is not None else {}),
     )
 
     def run(progress: Callable[[str], None] | None = None) -> Report:

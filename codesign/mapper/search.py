@@ -85,6 +85,15 @@ class SearchOptions:
     batch_size: int = 1024
     exhaustive_limit: int = 20_000
 
+    def __post_init__(self) -> None:
+        for name in ("max_evaluations", "batch_size", "exhaustive_limit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"mapper {name}={value!r}: must be a positive integer")
+        budget = self.time_budget_s
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise InputError(f"mapper time budget {budget!r} s: must be a positive number")
+
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
