@@ -138,11 +138,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from codesign.cli.passes_opt import apply_passes, parse_passes, passes_json, passes_text
-    from codesign.ir.inputs import sample_inputs
+    from codesign.ir.inputs import interpreter_bytes, sample_inputs
     from codesign.ir.interpreter import interpret
+    from codesign.limits import check_memory
 
     pipeline = parse_passes(args.passes)
     cascade = load_from_args(args)
+    check_memory(interpreter_bytes(cascade), f"run {cascade.name}")  # before sampling inputs
     if args.inputs:
         try:
             with np.load(args.inputs) as data:
