@@ -65,6 +65,11 @@ def check_input_arrays(cascade: Cascade, inputs: Mapping[str, object]) -> None:
     from codesign.ir.cascade import Role
     from codesign.limits import check_memory
 
+    if not isinstance(cascade, Cascade):
+        raise InputError(f"expected a Cascade, got {type(cascade).__name__}")
+    if not isinstance(inputs, Mapping):
+        raise InputError(f"inputs: expected a mapping of names to arrays, got "
+                         f"{type(inputs).__name__}")  # fmt: skip
     known = {t.name for t in cascade.tensors if t.role in (Role.INPUT, Role.WEIGHT)}
     for name, value in inputs.items():
         if name not in known:
