@@ -181,12 +181,27 @@ def _print(report: RooflineReport, per_einsum: bool, console: Console) -> None:
         )
 
 
+def footprint_warnings(report: RooflineReport) -> list[str]:
+    """One line per phase whose footprint exceeds the device's DRAM capacity (when known)."""
+    capacity = report.device.levels[0].capacity_bytes if report.device.levels else None
+    if capacity is None:
+        return []
+    return [
+        f"{p.phase}: footprint {_fmt(p.totals.footprint_bytes, 'B')} exceeds the "
+        f"{_fmt(capacity, 'B')} of {report.device.levels[0].name} on {report.device.name}; "
+        "the model does not fit one device"
+        for p in report.phases
+        if p.totals.footprint_bytes > capacity
+    ]
+
+
 def report_json(report: RooflineReport, per_einsum: bool) -> dict[str, object]:
     return {
         "model": report.model,
         "hw": report.device.name,
         "rows": [row_dict(r) for p in report.phases for r in _rows(p, per_einsum)],
         "totals": {p.phase: p.totals.as_dict() for p in report.phases},
+        "warnings": footprint_warnings(report),
     }
 
 
@@ -219,6 +234,8 @@ def cmd_roofline(args: argparse.Namespace) -> int:
         write_text(args.json, text)
     console = _console()
     _print(report, args.per_einsum, console)
+    for warning in footprint_warnings(report):
+        console.print(f"warning: {warning}", markup=False)
     if args.plot:
         from codesign.sim.roofline_plot import plot_roofline
 
