@@ -27,7 +27,7 @@ from codesign.errors import InputError
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.registry import Command
 from codesign.mapper.mapping import Mapping, load_mapping
-from codesign.mapper.search import Constraints, Objective, SearchOptions
+from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
 from codesign.sim.cascade import CascadeResult
 from codesign.sim.family_models import SPATIAL_MODELS
 
@@ -149,10 +149,11 @@ def _problem_name(file: Path) -> str:
 
 
 def map_from_flags(
-    args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool
+    args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool,
+    mapper: Mapper | None = None,
 ) -> Report:
     """`map_model` on the cascade after the passes, with the options the flags spell, behind a
-    progress bar."""
+    progress bar.  `mapper`: the spatial arrays' layer search (its `stats` count what ran)."""
     loaded = resolve_hardware(hw, Command.MAP)
     if mapping and not loaded.family.takes_mappings:
         raise InputError(
@@ -172,7 +173,7 @@ def map_from_flags(
         return map_model(
             cascade, loaded, cost_model=args.cost_model, search=search, seed=args.seed,
             constraints=_constraints(args), mappings=given, progress=progress,
-            ir_precision=retypes_weights(passes.reports),
+            ir_precision=retypes_weights(passes.reports), mapper=mapper,
         )  # fmt: skip
 
     if quiet:
@@ -295,7 +296,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    report = map_from_flags(args, passes, args.hw, args.mapping, quiet)
+    from codesign.sim.mapping_search import analytical_mapper
+
+    mapper = analytical_mapper()  # one layer cache for the model and its baseline
+    report = map_from_flags(args, passes, args.hw, args.mapping, quiet, mapper)
     _print_notes(report)
     result = report.result
     baseline = None
@@ -303,12 +307,15 @@ def cmd_map(args: argparse.Namespace) -> int:
     if args.baseline:
         if base_pipeline is not pipeline:
             base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
-        base_report = map_from_flags(args, base_passes, args.baseline, None, quiet)
+        base_report = map_from_flags(args, base_passes, args.baseline, None, quiet, mapper)
         _print_notes(base_report)
         baseline = base_report.result
         base_figures = _figures_of_merit(base_report)
     doc = result_dict(result)
     doc["total"].update(_figures_of_merit(report))
+    if mapper.stats.searches or mapper.stats.cache_hits:
+        # real searches only: a layer served from the cache repeats its mapper_evaluations
+        doc["mapper"] = mapper.stats.as_dict()
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
