@@ -158,3 +158,55 @@ def test_cost_bounds_hold_on_the_bundled_cards(capsys, model):
         macs = 48 * 40 * 56
         assert total["cycles"] >= macs / arch.compute.count
         assert total["energy_pj"] >= macs * arch.compute.mac_energy_pj * (1 - 1e-9)
+
+
+def _numeric_paths(value: object, path: tuple = ()) -> list[tuple]:
+    """Paths to every number (not bool) in a parsed YAML document."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _numeric_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _numeric_paths(v, (*path, i))]
+    return []
+
+
+@pytest.fixture(scope="module")
+def hw_copy(tmp_path_factory) -> pathlib.Path:
+    """examples/hw copied (cards refer to their energy tables and hosts by relative path)."""
+    import shutil
+
+    target = tmp_path_factory.mktemp("hw") / "hw"
+    shutil.copytree("examples/hw", target)
+    return target
+
+
+FAMILY_RUNS = {  # card -> the command that prices it (MODEL/--hw filled in)
+    "bitmod_gen.yaml": ["map", "gemm:M=16,N=16,K=32", "-q", "--json", "-"],
+    "lut_tc.yaml": ["map", "gemm:M=16,N=16,K=32", "-q", "--json", "-"],
+    "gpu/a100_40g.yaml": ["roofline", "gemm:M=16,N=16,K=32", "--json", "-"],
+    "piuma.yaml": ["graph", "bfs", "--graph", "rmat:scale=5,edge_factor=4,seed=1", "--json", "-"],
+}
+
+
+@settings(FUZZ, max_examples=40)
+@given(data=st.data(), card=st.sampled_from(sorted(FAMILY_RUNS)))
+def test_random_family_cards_run_or_are_refused(capsys, hw_copy, data, card):
+    """bit-serial, tensor-core, GPU and PIUMA schemas under the same nasty numbers."""
+    source = hw_copy / card
+    doc = yaml.safe_load(source.read_text())
+    paths = _numeric_paths(doc)
+    for _ in range(data.draw(st.integers(1, 2), label="mutations")):
+        *parents, leaf = data.draw(st.sampled_from(paths), label="field")
+        node = doc
+        for key in parents:
+            node = node[key]
+        node[leaf] = data.draw(nasty_numbers, label="value")
+    mutated = source.with_name("fuzzed_" + source.name)
+    mutated.write_text(yaml.safe_dump(doc))
+    argv = FAMILY_RUNS[card]
+    status, out, _ = run(capsys, [*argv[:-2], "--hw", str(mutated), *argv[-2:]])
+    if status == 0:
+        assert all(math.isfinite(x) for x in _numbers(json.loads(out))), "NaN/inf in JSON"
