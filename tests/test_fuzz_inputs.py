@@ -81,7 +81,7 @@ def _numbers(value: object) -> list[float]:
 def test_random_cards_map_or_are_refused_and_costs_obey_their_bounds(
     capsys, tmp_path_factory, data, m, n, k
 ):
-    from codesign.hwmodels.hardware import load_hardware
+    from codesign.hwmodels import load_hardware
 
     path = tmp_path_factory.mktemp("card") / "card.yaml"
     path.write_text(yaml.safe_dump(_mutated_card(data)))
@@ -142,8 +142,8 @@ def test_random_pipelines_run_or_are_refused_on_one_line(capsys, passes):
 @pytest.mark.parametrize("model", ["analytical", "cycle"])
 def test_cost_bounds_hold_on_the_bundled_cards(capsys, model):
     """The same bounds on every bundled spatial card, with both cost models."""
+    from codesign.hwmodels import load_hardware
     from codesign.hwmodels.arch import Arch
-    from codesign.hwmodels.hardware import load_hardware
 
     for card in ("tpu_like", "eyeriss_like", "simba_like", "simple_ws", "simple_os"):
         path = f"examples/hw/{card}.yaml"

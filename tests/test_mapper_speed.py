@@ -9,9 +9,9 @@ import pytest
 from codesign.cli.main import main
 from codesign.errors import InputError
 from codesign.hwmodels import load_arch
-from codesign.mapper.cascade import CascadeMapper
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import Mapper, SearchOptions, search
+from codesign.mapper.search import Constraints, SearchOptions
+from codesign.sim.mapping_search import analytical_mapper, search
 
 TPU = "examples/hw/tpu_like.yaml"
 
@@ -36,30 +36,34 @@ def test_search_options_refuse_non_positive_budgets():
             SearchOptions(**bad)  # type: ignore[arg-type]
 
 
-def test_parallel_layer_search_equals_the_sequential_one():
+def test_parallel_prefetch_equals_the_sequential_search_and_counts_no_hits():
     import codesign
+    from codesign.mapper.from_ir import problem_from_einsum
 
     arch = load_arch(TPU)
     cascade = codesign.load("examples/models/cnn.onnx")
-    options = SearchOptions(max_evaluations=800)
-    results = []
-    for workers in (1, 2):
-        mapper = CascadeMapper(options=options, workers=workers, mapper=Mapper())
-        result = mapper.map(cascade, arch)
-        assert result.search is not None and result.search.searches >= 2
-        results.append([(e.name, e.cost.cycles, e.cost.energy_pj, e.mapping)
-                        for e in result.einsums])  # fmt: skip
-    assert results[0] == results[1]
+    problems = [p for e in cascade.einsums if (p := problem_from_einsum(e, cascade)) is not None]
+    assert len(problems) >= 2
+    options, constraints = SearchOptions(max_evaluations=800), Constraints()
+    sequential, parallel = analytical_mapper(), analytical_mapper()
+    parallel.prefetch(problems, arch, constraints, options, workers=2)
+    assert parallel.stats.searches >= 2
+    for problem in problems:
+        a = sequential.map(problem, arch, constraints, options)
+        b = parallel.map(problem, arch, constraints, options)
+        assert (a.mapping, a.cost.cycles, a.cost.energy_pj) == (
+            b.mapping, b.cost.cycles, b.cost.energy_pj)
+    assert parallel.stats.searches == sequential.stats.searches
+    assert parallel.stats.cache_hits == sequential.stats.cache_hits
 
 
 def test_map_json_reports_real_evaluations_apart_from_cache_hits(capsys):
     argv = ["map", "examples/models/cnn.onnx", "--hw", TPU, "-q", "--evaluations", "600",
             "--json", "-"]  # fmt: skip
-    for jobs in ("1", "2"):
-        assert main([*argv, "--jobs", jobs]) == 0
-        doc = json.loads(capsys.readouterr().out)
-        stats = doc["mapper"]
-        layers = [e for e in doc["einsums"] if e["kind"] == "mac"]
-        assert stats["searches"] + stats["cache_hits"] == len(layers)
-        assert stats["evaluations"] <= sum(e["mapper_evaluations"] for e in layers)
-        assert stats["evaluations_per_s"] > 0
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    stats = doc["mapper"]
+    layers = [e for e in doc["einsums"] if e["kind"] == "mac"]
+    assert stats["searches"] + stats["cache_hits"] == len(layers)
+    assert stats["evaluations"] <= sum(e["mapper_evaluations"] for e in layers)
+    assert stats["evaluations_per_s"] > 0

@@ -131,6 +131,14 @@ def load_validated(path: str | Path, model: type[ModelT]) -> ModelT:
     return validated
 
 
+def check_numbers(path: str | Path, validated: pydantic.BaseModel) -> None:
+    """InputError at the first non-finite or out-of-range number of a validated card (for
+    loaders that validate a second time, e.g. after reading ``family:``)."""
+    bad = _bad_number(validated.model_dump(), ())
+    if bad is not None:
+        raise input_error(path, *bad)
+
+
 def input_error_at(
     path: str | Path, root: yaml.Node | None, loc: tuple[int | str, ...], message: str
 ) -> InputError:
