@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(ROOT / "examples/models/resnet18.onnx"))
     parser.add_argument("--presets", nargs="+", default=["tpu_like", "eyeriss_like"])
     parser.add_argument("--no-resnet", action="store_true", help="GEMMs only")
+    parser.add_argument("--no-gemms", action="store_true", help="ResNet-18 only")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     if args.worker:
@@ -255,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     from codesign.frontends import layers as layer_specs
     from codesign.hwmodels import load_arch
 
-    workloads = [(f"gemm {m}x{n}x{k}", layer_specs.gemm(m, n, k)) for m, n, k in GEMMS]
+    workloads = [] if args.no_gemms else [
+        (f"gemm {m}x{n}x{k}", layer_specs.gemm(m, n, k)) for m, n, k in GEMMS
+    ]
     if not args.no_resnet:
         if not Path(args.model).exists():
             parser.error(

@@ -6,13 +6,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.outputs import write_text
 from codesign.errors import InputError
 from codesign.frontends import load_model
 from codesign.ir.cascade import Cascade, Role
@@ -24,10 +24,24 @@ def _dims(pairs: list[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for pair in pairs:
         name, eq, value = pair.partition("=")
-        if not eq or not value.strip().isdigit():
-            raise InputError(f"--dim {pair!r}: expected NAME=N")
+        if not eq or not value.strip().isdigit() or int(value) < 1:
+            raise InputError(f"--dim {pair!r}: expected NAME=N with N a positive integer")
+        if name.strip() in dims:
+            raise InputError(f"--dim {pair!r}: {name.strip()} given twice")
         dims[name.strip()] = int(value)
     return dims
+
+
+# Largest LLM sizes accepted: beyond them the IR's tensors (and every estimate) are nonsense.
+_LLM_LIMITS = {"batch": 2**16, "seq": 2**24, "kv_len": 2**24}
+
+
+def _check_llm_sizes(args: argparse.Namespace) -> None:
+    for name, limit in _LLM_LIMITS.items():
+        value = getattr(args, name, None)
+        if value is not None and not 1 <= value <= limit:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} {value}: must be in 1..{limit}")
 
 
 def load_from_args(args: argparse.Namespace) -> Cascade:
@@ -35,6 +49,7 @@ def load_from_args(args: argparse.Namespace) -> Cascade:
     if getattr(args, "llm", None):
         if args.model:
             raise InputError("give either MODEL or --llm, not both")
+        _check_llm_sizes(args)
         from codesign.frontends.llm import llm_from_spec
 
         return llm_from_spec(
@@ -93,7 +108,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
             return 0
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     table = Table(title=f"{cascade.name}: {len(rows)} Einsums")
     for col in ("Einsum", "op", "MACs", "other ops", "in bytes", "out bytes", "FLOP/B"):
         table.add_column(col, justify="left" if col in ("Einsum", "op") else "right")
@@ -123,11 +138,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from codesign.cli.passes_opt import apply_passes, parse_passes, passes_json, passes_text
-    from codesign.ir.inputs import sample_inputs
+    from codesign.ir.inputs import interpreter_bytes, sample_inputs
     from codesign.ir.interpreter import interpret
+    from codesign.limits import check_memory
 
     pipeline = parse_passes(args.passes)
     cascade = load_from_args(args)
+    check_memory(interpreter_bytes(cascade), f"run {cascade.name}")  # before sampling inputs
     if args.inputs:
         try:
             with np.load(args.inputs) as data:
@@ -175,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text)
+            write_text(args.json, text)
     return status
 
 

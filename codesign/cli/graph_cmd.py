@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
+from codesign.cli.outputs import write_text
 from codesign.errors import InputError
 
 KERNELS = ("bfs", "sssp", "spmv", "spgemm")
@@ -116,5 +116,5 @@ def cmd_graph(args: argparse.Namespace) -> int:
             f"bound={cost['bound']}"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(info, indent=2, default=float) + "\n")
+        write_text(args.json, json.dumps(info, indent=2, default=float) + "\n")
     return 0

@@ -1,22 +1,28 @@
-"""The `codesign` command line.  Only this package reads argv and the environment."""
+"""The `codesign` command line.  Only this package reads argv and the environment.
+
+Start-up is kept small: the parser for a subcommand (and the modules that subcommand needs:
+numpy, onnx, rich, ...) is built only when that subcommand is named, so ``codesign --help``
+imports argparse and nothing heavy.  `COMMANDS` is the one index of subcommands.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from codesign.cli import commands
-from codesign.cli.passes_opt import add_passes_arguments
 from codesign.errors import InputError
-from codesign.ir.verify import VerifyError
 
 
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    # MODEL may always be left out for --llm; `load_from_args` says when neither is given
+    del required
     p.add_argument(
         "model",
-        nargs=None if required else "?",
+        nargs="?",
         help="model file (.onnx, .ein, SCALE-Sim .csv) or layer spec gemm:M=..,N=..,K=..",
     )
     p.add_argument(
@@ -37,25 +43,31 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="codesign",
-        description="Hardware/software co-design over an Einsum-cascade IR.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_ir(sub) -> None:
+    from codesign.cli import commands
 
-    p = sub.add_parser("ir", help="print a model's Einsum-cascade IR")
+    p = sub.add_parser("ir", help=COMMANDS["ir"].help)
     _model_args(p, required=False)
     p.set_defaults(func=commands.cmd_ir)
 
-    p = sub.add_parser("stats", help="per-Einsum statistics (MACs, ops, bytes) and totals")
+
+def _add_stats(sub) -> None:
+    from codesign.cli import commands
+    from codesign.cli.passes_opt import add_passes_arguments
+
+    p = sub.add_parser("stats", help=COMMANDS["stats"].help)
     _model_args(p, required=False)
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON ('-' = stdout)")
     add_passes_arguments(p, error_flag=True)
     p.set_defaults(func=commands.cmd_stats)
 
-    p = sub.add_parser("run", help="interpret a model on seeded random (or given) inputs")
-    _model_args(p)
+
+def _add_run(sub) -> None:
+    from codesign.cli import commands
+    from codesign.cli.passes_opt import add_passes_arguments
+
+    p = sub.add_parser("run", help=COMMANDS["run"].help)
+    _model_args(p, required=False)  # MODEL or --llm NAME
     p.add_argument("--inputs", metavar="NPZ", help="input arrays by name (.npz)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-compare", action="store_true", help="skip the comparison with onnxruntime")
@@ -63,37 +75,121 @@ def build_parser() -> argparse.ArgumentParser:
     add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=commands.cmd_run)
 
-    p = sub.add_parser("ops", help="list the ONNX ops the frontend lowers")
+
+def _add_ops(sub) -> None:
+    from codesign.cli import commands
+
+    p = sub.add_parser("ops", help=COMMANDS["ops"].help)
     p.set_defaults(func=commands.cmd_ops)
 
-    from codesign.cli import map_cmd
 
-    map_cmd.add_parser(sub, _model_args)
-    from codesign.cli import roofline_cmd
+def _from_module(module: str, model_args: bool = True) -> Callable[[object], None]:
+    """An adder that imports `module` and calls its ``add_parser(sub, model_args)`` (or
+    ``add_parser(sub)`` for a command that reads no model)."""
 
-    roofline_cmd.add_parser(sub, _model_args)
-    from codesign.cli import codegen_cmd
+    def add(sub: object) -> None:
+        add_parser = importlib.import_module(module).add_parser
+        if model_args:
+            add_parser(sub, _model_args)
+        else:
+            add_parser(sub)
 
-    codegen_cmd.add_parser(sub, _model_args)
-    from codesign.cli import graph_cmd
+    return add
 
-    graph_cmd.add_parser(sub, _model_args)
-    from codesign.cli import timeloop_opt
 
-    timeloop_opt.add_parser(sub)
-    from codesign.cli import rank_passes_cmd
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: its one-line help and the function that adds its full parser."""
 
-    rank_passes_cmd.add_parser(sub, _model_args)
-    from codesign.cli import dse_cmd
+    help: str
+    add: Callable[..., None]
 
-    dse_cmd.add_parser(sub, _model_args)
+
+COMMANDS: dict[str, Command] = {
+    "ir": Command("print a model's Einsum-cascade IR", _add_ir),
+    "stats": Command("per-Einsum statistics (MACs, ops, bytes) and totals", _add_stats),
+    "run": Command("interpret a model on seeded random (or given) inputs", _add_run),
+    "ops": Command("list the ONNX ops the frontend lowers", _add_ops),
+    "map": Command(
+        "map a model onto hardware: cycles, energy, utilization, bound",
+        _from_module("codesign.cli.map_cmd"),
+    ),
+    "roofline": Command(
+        "roofline per layer on a GPU/CPU: ops, bytes, intensity, bound, time",
+        _from_module("codesign.cli.roofline_cmd"),
+    ),
+    "compile": Command(
+        "build a model with TVM: library + runner script", _from_module("codesign.cli.codegen_cmd")
+    ),
+    "bench": Command(
+        "measure TVM kernel times beside the host roofline",
+        _from_module("codesign.cli.codegen_cmd"),
+    ),
+    "graph": Command(
+        "sparse/graph kernels (BFS, SSSP, SpMV, SpGEMM) on a PIUMA-like fabric",
+        _from_module("codesign.cli.graph_cmd"),
+    ),
+    "import-timeloop": Command(
+        "translate a Timeloop design (arch, mapping, problem, ERT) into codesign files",
+        _from_module("codesign.cli.timeloop_opt", model_args=False),
+    ),
+    "rank-passes": Command(
+        "passes over each rank (FuseMax §3) and the buffer vs DRAM-traffic consequence",
+        _from_module("codesign.cli.rank_passes_cmd"),
+    ),
+    "dse": Command(
+        "design-space exploration: sweep SPACE.yaml, or `dse show DB` to re-plot a store",
+        _from_module("codesign.cli.dse_cmd"),
+    ),
+}
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The subcommand argv names (its first non-option word), if it is a known one."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+class _Subparsers:
+    """Forwards ``add_parser`` for the wanted command only; other names are stubs already."""
+
+    def __init__(self, sub: argparse._SubParsersAction, wanted: str) -> None:
+        self._sub = sub
+        self._wanted = wanted
+
+    def add_parser(self, name: str, help: str) -> argparse.ArgumentParser:
+        if name == self._wanted:
+            return self._sub.add_parser(name, help=help)
+        # a module that defines several commands (compile + bench): the others are not needed
+        return argparse.ArgumentParser(prog=name, add_help=False)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with `command`'s arguments (every command's for ``"*"``, none for None)."""
+    parser = argparse.ArgumentParser(
+        prog="codesign",
+        description="Hardware/software co-design over an Einsum-cascade IR.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, cmd in COMMANDS.items():
+        if command == "*" or name == command:
+            cmd.add(_Subparsers(sub, name))
+        else:
+            sub.add_parser(name, help=cmd.help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
+    from codesign.cli.outputs import check_outputs
+    from codesign.ir.verify import VerifyError
+
     try:
+        check_outputs(args)  # before any work: a bad output path costs nothing
         return int(args.func(args) or 0)
     except (InputError, VerifyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from codesign.api import Report, map_model, resolve_hardware, retypes_weights
+from codesign.cli.outputs import staged, write_text
 from codesign.cli.passes_opt import (
     PassesResult,
     add_passes_arguments,
@@ -26,7 +27,7 @@ from codesign.errors import InputError
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.registry import Command
 from codesign.mapper.mapping import Mapping, load_mapping
-from codesign.mapper.search import Constraints, Objective, SearchOptions
+from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
 from codesign.sim.cascade import CascadeResult
 from codesign.sim.family_models import SPATIAL_MODELS
 
@@ -143,7 +144,7 @@ def _problem_name(file: Path) -> str:
 
     try:
         data = yaml.safe_load(file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{file}: cannot read mapping ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("problem"), str):
         raise InputError(f"{file}: a mapping needs a 'problem' name")
@@ -151,10 +152,11 @@ def _problem_name(file: Path) -> str:
 
 
 def map_from_flags(
-    args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool
+    args: argparse.Namespace, passes: PassesResult, hw: str, mapping: str | None, quiet: bool,
+    mapper: Mapper | None = None,
 ) -> Report:
     """`map_model` on the cascade after the passes, with the options the flags spell, behind a
-    progress bar."""
+    progress bar.  `mapper`: the spatial arrays' layer search (its `stats` count what ran)."""
     loaded = resolve_hardware(hw, Command.MAP)
     if mapping and not loaded.family.takes_mappings:
         raise InputError(
@@ -167,14 +169,14 @@ def map_from_flags(
         objective=Objective(args.objective),
         seed=args.seed,
         time_budget_s=args.time_budget,
-        **({"max_evaluations": args.evaluations} if args.evaluations else {}),
+        **({"max_evaluations": args.evaluations} if args.evaluations is not None else {}),
     )
 
     def run(progress: Callable[[str], None] | None = None) -> Report:
         return map_model(
             cascade, loaded, cost_model=args.cost_model, search=search, seed=args.seed,
             constraints=_constraints(args), mappings=given, progress=progress,
-            ir_precision=retypes_weights(passes.reports),
+            ir_precision=retypes_weights(passes.reports), mapper=mapper,
         )  # fmt: skip
 
     if quiet:
@@ -339,7 +341,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     loaded = load_from_args(args)
     passes = apply_passes(loaded, pipeline, args.pass_error, seed=args.seed)
     quiet = args.quiet or not sys.stderr.isatty()
-    report = map_from_flags(args, passes, args.hw, args.mapping, quiet)
+    from codesign.sim.mapping_search import analytical_mapper
+
+    mapper = analytical_mapper()  # one layer cache for the model and its baseline
+    report = map_from_flags(args, passes, args.hw, args.mapping, quiet, mapper)
     _print_notes(report)
     result = report.result
     baseline = None
@@ -347,7 +352,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     if args.baseline:
         if base_pipeline is not pipeline:
             base_passes = apply_passes(loaded, base_pipeline, args.pass_error, seed=args.seed)
-        base_report = map_from_flags(args, base_passes, args.baseline, None, quiet)
+        base_report = map_from_flags(args, base_passes, args.baseline, None, quiet, mapper)
         _print_notes(base_report)
         baseline = base_report.result
         base_figures = _figures_of_merit(base_report)
@@ -356,6 +361,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     note = word_note(passes.cascade, report.hw)
     if note:
         doc["notes"] = [note]
+    if mapper.stats.searches or mapper.stats.cache_hits:
+        # real searches only: a layer served from the cache repeats its mapper_evaluations
+        doc["mapper"] = mapper.stats.as_dict()
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
@@ -370,14 +378,15 @@ def cmd_map(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for e in result.einsums:
             if e.mapping is not None:
-                (out / f"{e.name}.yaml").write_text(e.mapping.to_yaml())
+                write_text(out / f"{e.name}.yaml", e.mapping.to_yaml())
     if args.plot:
-        plot_result(result, args.plot, baseline)
+        with staged(args.plot) as plot_path:
+            plot_result(result, plot_path, baseline)
     if args.json == "-":
         print(json.dumps(doc, indent=1))
         return 0
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=1))
+        write_text(args.json, json.dumps(doc, indent=1))
     console = Console(width=max(Console().width, 110))
     if pipeline is not None:
         print(passes_text(passes), end="")

@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from codesign.errors import InputError
-from codesign.ir.cascade import Cascade
-from codesign.ir.printer import format_quant
-from codesign.passes import PassReport, Pipeline, format_reports, parse_pipeline, run_pipeline
+
+if TYPE_CHECKING:  # the pass modules load on first use: commands without --passes skip them
+    import numpy as np
+
+    from codesign.ir.cascade import Cascade
+    from codesign.passes import PassReport, Pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ def parse_passes(text: str | None, flag: str = "--passes") -> Pipeline | None:
     unfused, unquantized); InputError prefixed with `flag`."""
     if text is None or text.strip() == "none":
         return None
+    from codesign.passes import parse_pipeline
+
     try:
         return parse_pipeline(text)
     except InputError as exc:
@@ -70,6 +73,8 @@ def apply_passes(
     """Run `pipeline` on `cascade` (identity when None); errors name the failing pass."""
     if pipeline is None:
         return PassesResult(cascade, (), False)
+    from codesign.passes import run_pipeline
+
     result, reports = run_pipeline(
         cascade, pipeline, sample_inputs=sample_inputs, measure_error=measure_error, seed=seed
     )
@@ -80,12 +85,16 @@ def passes_text(result: PassesResult) -> str:
     """The per-pass report lines, with a note when the error was not measured."""
     if not result.reports:
         return ""
+    from codesign.passes import format_reports
+
     note = "" if result.error_measured else " (error not measured: --pass-error measures it)"
     return f"passes{note}:\n" + format_reports(list(result.reports))
 
 
 def report_dict(report: PassReport) -> dict[str, Any]:
     """One pass report as JSON (units in the keys)."""
+    from codesign.ir.printer import format_quant
+
     error = report.error
     return {
         "pass": report.pass_text,

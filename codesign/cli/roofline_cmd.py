@@ -7,11 +7,11 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.outputs import staged, write_text
 from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_passes
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
@@ -196,12 +196,27 @@ def _print(report: RooflineReport, per_einsum: bool, console: Console) -> None:
         )
 
 
+def footprint_warnings(report: RooflineReport) -> list[str]:
+    """One line per phase whose footprint exceeds the device's DRAM capacity (when known)."""
+    capacity = report.device.levels[0].capacity_bytes if report.device.levels else None
+    if capacity is None:
+        return []
+    return [
+        f"{p.phase}: footprint {_fmt(p.totals.footprint_bytes, 'B')} exceeds the "
+        f"{_fmt(capacity, 'B')} of {report.device.levels[0].name} on {report.device.name}; "
+        "the model does not fit one device"
+        for p in report.phases
+        if p.totals.footprint_bytes > capacity
+    ]
+
+
 def report_json(report: RooflineReport, per_einsum: bool) -> dict[str, object]:
     return {
         "model": report.model,
         "hw": report.device.name,
         "rows": [row_dict(r) for p in report.phases for r in _rows(p, per_einsum)],
         "totals": {p.phase: p.totals.as_dict() for p in report.phases},
+        "warnings": footprint_warnings(report),
     }
 
 
@@ -231,15 +246,18 @@ def cmd_roofline(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text + "\n")
             return 0
-        Path(args.json).write_text(text)
+        write_text(args.json, text)
     console = _console()
     _print(report, args.per_einsum, console)
+    for warning in footprint_warnings(report):
+        console.print(f"warning: {warning}", markup=False)
     if args.plot:
         from codesign.sim.roofline_plot import plot_roofline
 
         rows = [r for p in report.phases for r in _rows(p, args.per_einsum)]
         phases = " vs ".join(p.phase for p in report.phases)
-        out = plot_roofline(rows, report.device, args.plot, f"{report.model} ({phases}) on "
-                            f"{report.device.name}")  # fmt: skip
-        Console().print(f"plot written to {out}")
+        with staged(args.plot) as plot_path:
+            plot_roofline(rows, report.device, plot_path, f"{report.model} ({phases}) on "
+                          f"{report.device.name}")  # fmt: skip
+        Console().print(f"plot written to {args.plot}")
     return 0

@@ -6,16 +6,43 @@ text, see docs/ir.md), a SCALE-Sim topology ``.csv``, or a single layer spec (``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from codesign.errors import InputError
+import numpy as np
+
+from codesign.errors import InputError, read_utf8
 from codesign.ir.cascade import Cascade
 
 
-def load_model(spec: str, dims: Mapping[str, int] | None = None) -> Cascade:
-    """The Cascade for a model file or layer spec; InputError for anything unreadable."""
+def _checked_dims(dims: object) -> dict[str, int]:
+    """`dims` as a name -> positive int dict; InputError for anything else (2.7 is not 2)."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        kind = type(dims).__name__
+        raise InputError(f"dims: expected a mapping of dim names to sizes, got {kind}")
+    out: dict[str, int] = {}
+    for name, size in dims.items():
+        if not isinstance(name, str):
+            raise InputError(f"dims: name {name!r} is not a string")
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            raise InputError(f"dims[{name!r}] = {size!r}: expected a positive integer")
+        out[name] = int(size)
+    return out
+
+
+def load_model(spec: str | os.PathLike[str], dims: Mapping[str, int] | None = None) -> Cascade:
+    """The Cascade for a model file (path string or Path) or layer spec; InputError for anything
+    unreadable or of the wrong type."""
     from codesign.frontends.layers import is_layer_spec, parse_layer_spec
+
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise InputError(f"model: expected a path or layer spec, got {type(spec).__name__}")
+    dims = _checked_dims(dims)
 
     if is_layer_spec(spec):
         return parse_layer_spec(spec)
@@ -32,8 +59,9 @@ def load_model(spec: str, dims: Mapping[str, int] | None = None) -> Cascade:
     if suffix in (".ein", ".cascade"):
         from codesign.ir.parser import parse_cascade
 
+        text = read_utf8(path)
         try:
-            return parse_cascade(path.read_text())
+            return parse_cascade(text)
         except InputError as exc:
             raise InputError(f"{spec}: {exc}") from None
     if suffix == ".csv":

@@ -6,6 +6,7 @@ duplicates.  A graph is its adjacency matrix: ``A[u, v]`` is the weight of edge 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from codesign.errors import InputError
+from codesign.limits import check_memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +47,17 @@ def rmat(spec: RmatSpec) -> sp.csr_matrix:
         raise InputError(f"rmat: scale={spec.scale} must be in 1..30")
     if spec.edge_factor < 1:
         raise InputError(f"rmat: edge_factor={spec.edge_factor} must be >= 1")
+    if not all(math.isfinite(p) for p in (spec.a, spec.b, spec.c)):
+        raise InputError(f"rmat: a, b, c = {spec.a}, {spec.b}, {spec.c} must be finite")
     if min(spec.a, spec.b, spec.c) < 0 or spec.d < -1e-12:
         raise InputError(f"rmat: a, b, c = {spec.a}, {spec.b}, {spec.c} must be >= 0, sum <= 1")
+    if spec.max_weight < 1:
+        raise InputError(f"rmat: max_weight={spec.max_weight} must be >= 1")
     n = 1 << spec.scale
     edges = spec.edge_factor * n
+    # src, dst, one draw, weights and the COO/CSR copies: about 8 arrays of 8 bytes per edge
+    copies = 16 if spec.undirected else 8
+    check_memory(copies * 8 * edges, f"rmat: scale={spec.scale}, edge_factor={spec.edge_factor}")
     rng = np.random.default_rng(spec.seed)
     src = np.zeros(edges, dtype=np.int64)
     dst = np.zeros(edges, dtype=np.int64)
@@ -104,7 +113,12 @@ def read_mtx(path: str | Path) -> sp.csr_matrix:
         raise InputError(f"{path}: Matrix Market file does not hold a 2-D matrix")
     if np.iscomplexobj(data):
         raise InputError(f"{path}: complex matrices are not supported")
-    return from_scipy(data)
+    matrix = from_scipy(data)
+    if min(matrix.shape) == 0:
+        raise InputError(f"{path}: the matrix is empty ({matrix.shape[0]}x{matrix.shape[1]})")
+    if not np.all(np.isfinite(matrix.data)):
+        raise InputError(f"{path}: the matrix holds non-finite values (NaN or inf)")
+    return matrix
 
 
 _RMAT_FIELDS = {f.name: f.type for f in fields(RmatSpec)}
@@ -120,6 +134,8 @@ def parse_rmat(text: str) -> RmatSpec:
         if not eq or key not in _RMAT_FIELDS:
             known = ", ".join(_RMAT_FIELDS)
             raise InputError(f"graph {text!r}: bad item {item!r} (known keys: {known})")
+        if key in values:
+            raise InputError(f"graph {text!r}: {key} given twice")
         kind = _RMAT_FIELDS[key]
         try:
             if kind in ("float", float):

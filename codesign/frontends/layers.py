@@ -33,12 +33,16 @@ def parse_layer_spec(text: str) -> Cascade:
         raise InputError(f"layer spec {text!r}: unknown kind {kind!r} (use gemm: or conv:)")
     values: dict[str, int] = {}
     dtype = DType.I8
+    dtype_given = False
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq:
             raise InputError(f"layer spec {text!r}: expected KEY=VALUE, got {item!r}")
+        if key in values or (key == "dtype" and dtype_given):
+            raise InputError(f"layer spec {text!r}: {key} given twice")
         if key == "dtype":
+            dtype_given = True
             try:
                 dtype = DType(value.strip())
             except ValueError:

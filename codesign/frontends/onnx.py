@@ -33,10 +33,17 @@ from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, Expr, Select, Unary
 from codesign.ir.index import Gathered, IndexExpr
+from codesign.limits import check_memory
 
 # Ops never folded even with constant inputs: their value is not a function of the inputs.
 _NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                       "Multinomial", "Bernoulli"})  # fmt: skip
+
+
+# Largest value constant folding may create: a tiny model must not make gigabytes at import
+# (Range(0, 1e11), ConstantOfShape([20000, 20000])).  Real models fold shape vectors and
+# weight transposes, far below this.
+FOLD_LIMIT_BYTES = 2**30
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +118,16 @@ def _input_shapes(
     for value in model.graph.input:
         if value.name in initializers or not value.type.HasField("tensor_type"):
             continue
+        if not value.type.tensor_type.HasField("shape"):
+            raise InputError(f"{label}: input {value.name!r} has no shape (unknown rank)")
         shape: list[int] = []
-        for dim in value.type.tensor_type.shape.dim:
-            if dim.HasField("dim_value") and dim.dim_value > 0:
+        for k, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_value"):
+                if dim.dim_value <= 0:
+                    raise InputError(
+                        f"{label}: input {value.name!r} dim {k} is {dim.dim_value}; "
+                        "dims must be positive"
+                    )
                 shape.append(dim.dim_value)
                 continue
             param = dim.dim_param if dim.HasField("dim_param") else ""
@@ -237,6 +251,11 @@ class _Importer:
         if any(name not in ctx.constants for name in inputs):
             return False
         feeds = {name: ctx.constants[name] for name in inputs}
+        check_memory(
+            _fold_bytes(node, feeds, self.inferred_shapes),
+            f"{self.label}: folding constant node {_node_label(node)}",
+            FOLD_LIMIT_BYTES,
+        )
         try:
             results = _evaluate(node, feeds, self.opset)
         except Exception as exc:  # noqa: BLE001 - the reference evaluator raises anything
@@ -351,6 +370,47 @@ class _Importer:
             cascade = rename_tensors(cascade, mapping)
         names = {k: mapping.get(v, v) for k, v in self.ctx.values.items()}
         return OnnxImport(cascade, names)
+
+
+def _fold_bytes(
+    node: onnx.NodeProto, feeds: Mapping[str, np.ndarray], inferred: Mapping[str, tuple[int, ...]]
+) -> float:
+    """Estimated bytes of the values folding `node` creates, computed without creating them.
+
+    The ops whose output size is set by input *values* are sized from those values; any other
+    op from ONNX shape inference, else from its largest input (most ops do not grow data).
+    """
+    values = [feeds[name] for name in node.input if name]
+    itemsize = max((v.dtype.itemsize for v in values), default=8)
+    op = node.op_type
+    with np.errstate(all="ignore"):
+        if op == "ConstantOfShape" and values:
+            dims = values[0].astype(np.float64).ravel()
+            if np.any(dims < 0):
+                raise InputError(f"ConstantOfShape {_node_label(node)}: negative shape {dims}")
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            size = 4 if value is None else numpy_helper.to_array(value).dtype.itemsize
+            return float(np.prod(dims)) * size
+        if op == "Range" and len(values) == 3:
+            start, limit, delta = (float(np.asarray(v).ravel()[0]) for v in values)
+            if not all(math.isfinite(x) for x in (start, limit, delta)) or delta == 0:
+                raise InputError(
+                    f"Range {_node_label(node)}: start {start}, limit {limit}, delta {delta} "
+                    "must be finite with a non-zero delta"
+                )
+            return max(math.ceil((limit - start) / delta), 0) * itemsize
+        if op in ("Expand", "Tile") and len(values) == 2:
+            shape = np.asarray(values[0].shape, dtype=np.float64)
+            other = values[1].astype(np.float64).ravel()
+            if op == "Tile" and len(other) == len(shape):
+                return float(np.prod(shape * other)) * itemsize
+            rank = max(len(shape), len(other))
+            padded = [np.pad(x, (rank - len(x), 0), constant_values=1) for x in (shape, other)]
+            return float(np.prod(np.maximum(*padded))) * itemsize
+    shapes = [inferred[o] for o in node.output if o in inferred]
+    if shapes:
+        return sum(float(np.prod(s, dtype=np.float64)) for s in shapes) * itemsize
+    return max((float(v.nbytes) for v in values), default=0.0)
 
 
 def _node_label(node: onnx.NodeProto) -> str:

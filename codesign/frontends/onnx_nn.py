@@ -60,6 +60,13 @@ class Window:
         return ext
 
 
+def _check_window_attrs(strides: Sequence[int], dilations: Sequence[int], rank: int) -> None:
+    """strides and dilations: one positive integer per spatial dim."""
+    for name, values in (("strides", strides), ("dilations", dilations)):
+        if len(values) != rank or any(v < 1 for v in values):
+            raise UnsupportedNode(f"{name}={list(values)} must be {rank} positive integers")
+
+
 def window(
     node: onnx.NodeProto, spatial: Sequence[int], kernel: Sequence[int], ceil_mode: bool = False
 ) -> Window:
@@ -70,6 +77,7 @@ def window(
         raise UnsupportedNode(f"{n} spatial dims (at most {len(_OUT_VARS)})")
     strides = tuple(a.get("strides", [1] * n))
     dil = tuple(a.get("dilations", [1] * n))
+    _check_window_attrs(strides, dil, n)
     auto = a.get("auto_pad", "NOTSET")
     span = [d * (k - 1) + 1 for d, k in zip(dil, kernel, strict=True)]
     if auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -168,6 +176,7 @@ def _conv_transpose(
     c_group, m_group = xs[1] // groups, ws[1]
     strides = list(a.get("strides", [1] * n))
     dil = list(a.get("dilations", [1] * n))
+    _check_window_attrs(strides, dil, n)
     pads = [0] * (2 * n) if a.get("auto_pad") == "VALID" else list(a.get("pads", [0] * (2 * n)))
     extra = list(a.get("output_padding", [0] * n))
     out = [

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from codesign.errors import InputError
 from codesign.hwmodels.presets import PRESET_DIR, resolve_card
-from codesign.hwmodels.yamlio import input_error, load_validated
+from codesign.hwmodels.yamlio import check_numbers, input_error, load_validated
 
 if TYPE_CHECKING:
     from codesign.hwmodels.spatial_device import RooflineHardware
@@ -161,7 +161,9 @@ class _Card(BaseModel):
 
 def _validate(path: Path, data: dict[str, Any], spec: type[BaseModel], key: str | None) -> Any:
     try:
-        return spec.model_validate(data)
+        validated = spec.model_validate(data)
+        check_numbers(path, validated)  # numbers written as strings became numbers just now
+        return validated
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         loc = tuple(k for k in first["loc"] if not str(k).startswith("function-"))

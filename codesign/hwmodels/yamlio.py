@@ -2,19 +2,75 @@
 
 A pydantic error location such as ``("levels", 2, "size_words")`` is mapped back to the YAML
 node that produced it, so the message names ``file:line`` and the field path.
+
+Checks every schema gets here, before pydantic sees the data: the file is UTF-8, no mapping
+repeats a key (YAML would silently keep the last), every number is finite and at most
+`MAX_MAGNITUDE` in size (larger ones overflow the cost models), and a YAML boolean is never
+taken for a number (``word_bits: true`` is not 1).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
 
-from codesign.errors import InputError
+from codesign.errors import InputError, read_utf8
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+MAX_MAGNITUDE = 1e15
+"""Largest absolute number a hardware file may hold (bytes of DRAM, TOPS, pJ all fit)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that repeats a key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _words_for_booleans(value: Any) -> Any:
+    """`value` with every boolean as its YAML word: a bool field still accepts ``"true"``, a
+    number field refuses it (pydantic would otherwise read ``word_bits: true`` as 1)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return {k: _words_for_booleans(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_words_for_booleans(v) for v in value]
+    return value
+
+
+def _bad_number(value: Any, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], str] | None:
+    """The first non-finite or out-of-range number in validated data, with its location."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return loc, f"{value} is not a finite number"
+        if abs(value) > MAX_MAGNITUDE:
+            return loc, f"{value:g} is out of range (at most {MAX_MAGNITUDE:g} in size)"
+        return None
+    items: list[tuple[int | str, Any]] = []
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    for key, item in items:
+        found = _bad_number(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -49,20 +105,17 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 def load_validated(path: str | Path, model: type[ModelT]) -> ModelT:
     """Parse ``path`` and validate it into ``model``; every failure is a one-line InputError."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read: {error.strerror}") from error
+    text = read_utf8(path)
     try:
         root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise InputError(f"{where}: {problem}") from error
     try:
-        return model.model_validate(data if data is not None else {})
+        validated = model.model_validate(_words_for_booleans(data) if data is not None else {})
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         loc = tuple(key for key in first["loc"] if not str(key).startswith("function-"))
@@ -71,14 +124,34 @@ def load_validated(path: str | Path, model: type[ModelT]) -> ModelT:
         message = " ".join(str(first["msg"]).split())
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise InputError(f"{where}: {field_path(loc)}: {message}{more}") from error
+    # numbers are checked after validation, so that a number written as a string counts too
+    bad = _bad_number(validated.model_dump(), ())
+    if bad is not None:
+        raise input_error_at(path, root, *bad)
+    return validated
+
+
+def check_numbers(path: str | Path, validated: pydantic.BaseModel) -> None:
+    """InputError at the first non-finite or out-of-range number of a validated card (for
+    loaders that validate a second time, e.g. after reading ``family:``)."""
+    bad = _bad_number(validated.model_dump(), ())
+    if bad is not None:
+        raise input_error(path, *bad)
+
+
+def input_error_at(
+    path: str | Path, root: yaml.Node | None, loc: tuple[int | str, ...], message: str
+) -> InputError:
+    """A one-line InputError at `loc` of the composed YAML `root`."""
+    line = _line_of(root, loc)
+    where = f"{path}:{line}" if line is not None else str(path)
+    return InputError(f"{where}: {field_path(loc)}: {message}")
 
 
 def input_error(path: str | Path, loc: tuple[int | str, ...], message: str) -> InputError:
     """A one-line InputError for a semantic problem found after schema validation."""
     try:
-        root = yaml.compose(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
+        root = yaml.compose(read_utf8(path))
+    except (InputError, yaml.YAMLError):
         root = None
-    line = _line_of(root, loc)
-    where = f"{path}:{line}" if line is not None else str(path)
-    return InputError(f"{where}: {field_path(loc)}: {message}")
+    return input_error_at(path, root, loc, message)

@@ -22,13 +22,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Expr, ReduceOp, accesses
 from codesign.ir.groups import FusedGroup
+
+if TYPE_CHECKING:
+    import networkx as nx
 from codesign.ir.index import Affine, Gathered, IndexExpr
 from codesign.ir.traits import EinsumClass, classify, mac_operands
 
@@ -292,9 +295,18 @@ class Cascade:
     einsums: tuple[Einsum, ...]
     groups: tuple[FusedGroup, ...] = ()
     _index: dict[str, TensorSpec] = field(init=False, compare=False, repr=False)
+    # tensor -> consumers / producers, and name -> Einsum: built once, on first use, so that a
+    # walk over every tensor's consumers is linear in the Einsums, not quadratic
+    _uses: _Uses | None = field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {t.name: t for t in self.tensors})
+
+    def _built_uses(self) -> _Uses:
+        if self._uses is None:
+            object.__setattr__(self, "_uses", _Uses.of(self.einsums))
+        assert self._uses is not None
+        return self._uses
 
     def tensor(self, name: str) -> TensorSpec:
         return self._index[name]
@@ -318,19 +330,21 @@ class Cascade:
         return self.with_role(Role.OUTPUT)
 
     def einsum(self, name: str) -> Einsum:
-        for e in self.einsums:
-            if e.name == name:
-                return e
-        raise KeyError(name)
+        """The first Einsum called `name`; KeyError when there is none."""
+        return self._built_uses().by_name[name]
 
     def producers(self, tensor: str) -> tuple[Einsum, ...]:
-        return tuple(e for e in self.einsums if e.output.tensor == tensor)
+        """The Einsums writing `tensor`, in cascade order."""
+        return self._built_uses().producers.get(tensor, ())
 
     def consumers(self, tensor: str) -> tuple[Einsum, ...]:
-        return tuple(e for e in self.einsums if tensor in e.input_tensors)
+        """The Einsums reading `tensor` (as data or as an index), in cascade order."""
+        return self._built_uses().consumers.get(tensor, ())
 
     def graph(self) -> nx.MultiDiGraph:
         """Einsum-level dataflow graph: nodes are Einsum names, edges carry the tensor name."""
+        import networkx as nx  # only the graph view needs it; start-up does not pay for it
+
         g = nx.MultiDiGraph()
         producers: dict[str, list[str]] = {}
         for e in self.einsums:
@@ -351,6 +365,31 @@ class Cascade:
         )
         groups = tuple(g for g in groups if len(g.einsums) > 1)
         return Cascade(self.name, self.tensors, einsums, groups)
+
+
+@dataclass(frozen=True, slots=True)
+class _Uses:
+    """Who reads and writes each tensor, and each Einsum by name (one pass over the Einsums)."""
+
+    producers: dict[str, tuple[Einsum, ...]]
+    consumers: dict[str, tuple[Einsum, ...]]
+    by_name: dict[str, Einsum]
+
+    @staticmethod
+    def of(einsums: tuple[Einsum, ...]) -> _Uses:
+        producers: dict[str, list[Einsum]] = {}
+        consumers: dict[str, list[Einsum]] = {}
+        by_name: dict[str, Einsum] = {}
+        for e in einsums:
+            by_name.setdefault(e.name, e)
+            producers.setdefault(e.output.tensor, []).append(e)
+            for name in dict.fromkeys(e.input_tensors):  # once per Einsum, as before
+                consumers.setdefault(name, []).append(e)
+        return _Uses(
+            {k: tuple(v) for k, v in producers.items()},
+            {k: tuple(v) for k, v in consumers.items()},
+            by_name,
+        )
 
 
 def affine_outputs(einsum: Einsum) -> tuple[Affine, ...]:

@@ -18,6 +18,7 @@ from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.inputs import check_input_arrays
 from codesign.ir.recurrence import RecurrenceError, recurrence_of, step_einsum
 from codesign.ir.traits import product_factors
 
@@ -81,6 +82,7 @@ def interpret(
 
     Weights come from their `data`; an entry in `inputs` overrides it.
     """
+    check_input_arrays(cascade, inputs)
     env: dict[str, Array] = {}
     for tensor in cascade.tensors:
         if tensor.role is Role.INPUT or (tensor.role is Role.WEIGHT and tensor.name in inputs):

@@ -78,12 +78,32 @@ class Constraints:
 
 @dataclass(frozen=True, slots=True)
 class SearchOptions:
+    """How long and for what the mapper searches.
+
+    ``patience_evaluations``: a sampled search phase (random sampling, then local moves) ends
+    once its best score has not improved for this many evaluations (None: run the budget out).
+    On ResNet-18 the best mappings are found within the first few thousand evaluations, so
+    this stops most layers well before ``max_evaluations`` without a worse result.
+    """
+
     objective: Objective = Objective.EDP
     seed: int = 0
     max_evaluations: int = 20_000
     time_budget_s: float | None = None
     batch_size: int = 1024
     exhaustive_limit: int = 20_000
+    patience_evaluations: int | None = 2048
+
+    def __post_init__(self) -> None:
+        for name in ("max_evaluations", "batch_size", "exhaustive_limit", "patience_evaluations"):
+            value = getattr(self, name)
+            if name == "patience_evaluations" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"mapper {name}={value!r}: must be a positive integer")
+        budget = self.time_budget_s
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            raise InputError(f"mapper time budget {budget!r} s: must be a positive number")
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,17 +522,87 @@ def _mutate(space: _Space, best: MappingArrays, n: int, rng: np.random.Generator
     return _from_factors(space, factors, order, keep)
 
 
+@dataclass(frozen=True, slots=True)
+class SearchStats:
+    """What a `Mapper` really searched: cache hits cost no evaluations.
+
+    ``search_s`` sums the searches' own times (over all worker processes), so
+    ``evaluations_per_s`` is the throughput of one core; ``wall_s`` is the wall-clock time.
+    """
+
+    searches: int = 0
+    cache_hits: int = 0
+    evaluations: int = 0
+    search_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def evaluations_per_s(self) -> float:
+        return self.evaluations / self.search_s if self.search_s > 0 else 0.0
+
+    def minus(self, earlier: SearchStats) -> SearchStats:
+        return SearchStats(
+            self.searches - earlier.searches,
+            self.cache_hits - earlier.cache_hits,
+            self.evaluations - earlier.evaluations,
+            self.search_s - earlier.search_s,
+            self.wall_s - earlier.wall_s,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "searches": self.searches, "cache_hits": self.cache_hits,
+            "evaluations": self.evaluations, "search_s": round(self.search_s, 6),
+            "wall_s": round(self.wall_s, 6),
+            "evaluations_per_s": round(self.evaluations_per_s, 1),
+        }  # fmt: skip
+
+
+def _search_job(
+    job: tuple[Problem, Arch, Constraints, SearchOptions, BatchEvaluator],
+) -> SearchResult:
+    problem, arch, constraints, options, evaluator = job
+    return search(problem, arch, constraints, options, evaluator=evaluator)
+
+
 @dataclass
 class Mapper:
     """Maps problems onto archs; identical (problem, arch, constraints, options) are mapped once.
 
     The memo cache lives in the instance (no module state). Problem and tensor names are ignored
     in the key (tensors count by position), so the same layer shape with other weight names is a
-    hit; the returned mapping and cost carry the caller's names.
+    hit; the returned mapping and cost carry the caller's names.  `stats` counts the real
+    searches apart from cache hits.
     """
 
     evaluator: BatchEvaluator
     cache: dict[tuple[object, ...], SearchResult] = field(default_factory=dict)
+    stats: SearchStats = field(default_factory=SearchStats)
+    # keys `prefetch` searched that `map` has not handed out yet (their first use is no hit)
+    prefetched: set[tuple[object, ...]] = field(default_factory=set)
+
+    def _key(
+        self, problem: Problem, arch: Arch, constraints: Constraints, options: SearchOptions
+    ) -> tuple[tuple[object, ...], list[str], list[str]]:
+        names = [t.name for t in problem.tensors]
+        anonymous = [f"#{i}" for i in range(len(names))]
+        key = (
+            _renamed_problem(problem, anonymous),
+            arch,
+            replace(constraints, bypass=_renamed_bypass(constraints.bypass, names, anonymous)),
+            options,
+        )
+        return key, names, anonymous
+
+    def _store(self, key: tuple[object, ...], result: SearchResult, names: list[str],
+               anonymous: list[str]) -> None:  # fmt: skip
+        self.cache[key] = _renamed_result(result, dict(zip(names, anonymous, strict=True)))
+        self.stats = replace(
+            self.stats,
+            searches=self.stats.searches + 1,
+            evaluations=self.stats.evaluations + result.evaluations,
+            search_s=self.stats.search_s + result.elapsed_s,
+        )
 
     def map(
         self,
@@ -523,19 +613,50 @@ class Mapper:
     ) -> SearchResult:
         constraints = constraints or Constraints()
         options = options or SearchOptions()
-        names = [t.name for t in problem.tensors]
-        anonymous = [f"#{i}" for i in range(len(names))]
-        key = (
-            _renamed_problem(problem, anonymous),
-            arch,
-            replace(constraints, bypass=_renamed_bypass(constraints.bypass, names, anonymous)),
-            options,
-        )
-        if key not in self.cache:
-            result = search(problem, arch, constraints, options, evaluator=self.evaluator)
-            self.cache[key] = _renamed_result(result, dict(zip(names, anonymous, strict=True)))
+        key, names, anonymous = self._key(problem, arch, constraints, options)
+        if key in self.prefetched:
+            self.prefetched.discard(key)
+        elif key in self.cache:
+            self.stats = replace(self.stats, cache_hits=self.stats.cache_hits + 1)
+        else:
+            start = time.perf_counter()
+            found = search(problem, arch, constraints, options, evaluator=self.evaluator)
+            self._store(key, found, names, anonymous)
+            self.stats = replace(self.stats, wall_s=self.stats.wall_s + time.perf_counter() - start)
         result = _renamed_result(self.cache[key], dict(zip(anonymous, names, strict=True)))
         return replace(result, mapping=replace(result.mapping, problem=problem.name))
+
+    def prefetch(
+        self,
+        problems: list[Problem],
+        arch: Arch,
+        constraints: Constraints,
+        options: SearchOptions,
+        workers: int,
+    ) -> None:
+        """Search the distinct, not yet cached `problems` in `workers` processes and cache the
+        results (each search is seeded, so the results equal sequential ones)."""
+        todo: dict[tuple[object, ...], tuple[Problem, list[str], list[str]]] = {}
+        for problem in problems:
+            key, names, anonymous = self._key(problem, arch, constraints, options)
+            if key not in self.cache and key not in todo:
+                todo[key] = (problem, names, anonymous)
+        if workers < 2 or len(todo) < 2:
+            return  # `map` searches them one by one, in order
+        import concurrent.futures
+        import multiprocessing
+
+        start = time.perf_counter()
+        jobs = [(problem, arch, constraints, options, self.evaluator)
+                for problem, _, _ in todo.values()]  # fmt: skip
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), context) as pool:
+            results = list(pool.map(_search_job, jobs))
+        for (key, (_, names, anonymous)), result in zip(todo.items(), results, strict=True):
+            self._store(key, result, names, anonymous)
+            self.prefetched.add(key)
+        self.stats = replace(self.stats, wall_s=self.stats.wall_s + time.perf_counter() - start)
 
 
 def _renamed_problem(problem: Problem, names: list[str]) -> Problem:
@@ -623,12 +744,27 @@ def search(
         for lo in range(0, exhaustive.batch, options.batch_size):
             consider(_rows(exhaustive, slice(lo, lo + options.batch_size)))
     else:
+        patience = options.patience_evaluations or options.max_evaluations
+        local = False  # random sampling first, then local moves around the elite
+        phase_start = improved_at = 0
+        best_score = math.inf
         while not out_of_budget():
             n = min(options.batch_size, options.max_evaluations - evaluations)
-            if best_rows is not None and evaluations >= _RANDOM_SHARE * options.max_evaluations:
+            stalled = evaluations - max(improved_at, phase_start) >= patience
+            if not local and best_rows is not None and (
+                evaluations >= _RANDOM_SHARE * options.max_evaluations or stalled
+            ):
+                local, phase_start = True, evaluations
+                stalled = False
+            if local and stalled:
+                break
+            if local:
+                assert best_rows is not None
                 consider(_mutate(space, best_rows, n, rng))
             else:
                 consider(_random_batch(space, n, rng))
+            if best_scores.size and best_scores[0] < best_score:
+                best_score, improved_at = float(best_scores[0]), evaluations
     if best_rows is None:
         raise InputError(
             f"no valid mapping of {problem.name} on {arch.name} after {evaluations} evaluations "

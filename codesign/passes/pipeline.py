@@ -191,6 +191,8 @@ def parse_pipeline(text: str) -> Pipeline:
                 if raw:
                     take(",")
                 key = take()[1]
+                if key in raw:
+                    raise fail(f"option {key!r} of {name} given twice")
                 take("=")
                 raw[key] = _value_tokens(take, toks, lambda: pos)
             take("}")
@@ -257,7 +259,10 @@ def _convert(pass_name: str, key: str, hint: Any, text: str | tuple[str, ...]) -
         if hint is int:
             return int(text)
         if hint is float:
-            return float(text)
+            number = float(text)
+            if not np.isfinite(number):  # nan/inf are never a meaningful option value
+                raise bad("a finite float")
+            return number
         if hint is str:
             return text
         if isinstance(hint, type) and issubclass(hint, Enum):

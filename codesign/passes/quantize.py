@@ -234,6 +234,11 @@ def replace_tensors(cascade: Cascade, new: dict[str, TensorSpec]) -> Cascade:
 def quantize(cascade: Cascade, options: QuantizeOptions, context: PassContext) -> Cascade:
     """Quantize contraction weights (INTn, ternary, FP8/6/4, MX, BitMoD; FP16/BF16 casts)."""
     weights = quantizable_weights(cascade, options.einsums)
+    if options.einsums and not weights:  # a pattern that selects nothing is a typo, not a no-op
+        raise InputError(
+            f"pass quantize: einsums={options.einsums!r} matches no contraction weight of "
+            f"{cascade.name}"
+        )
     new = {
         name: quantize_weight(cascade.tensor(name), axis, options) for name, axis in weights.items()
     }
@@ -304,6 +309,11 @@ def quantize_activations(
 ) -> Cascade:
     """Insert calibrated fake-quant Einsums round(clip(x/s))*s before contractions."""
     targets = contractions(cascade, options.einsums)
+    if options.einsums and not targets:
+        raise InputError(
+            f"pass quantize-activations: einsums={options.einsums!r} matches no contraction of "
+            f"{cascade.name}"
+        )
     operands: list[str] = []
     for einsum in targets:
         for factor in _product_factors(einsum.body):

@@ -28,7 +28,7 @@ def result_dict(result: CascadeResult) -> dict[str, Any]:
             | {"compute": e.cost.compute_energy_pj},
             "mapper_evaluations": e.evaluations,
         })  # fmt: skip
-    return {
+    doc: dict[str, Any] = {
         "model": result.model,
         "arch": result.arch,
         "einsums": rows,
@@ -41,6 +41,7 @@ def result_dict(result: CascadeResult) -> dict[str, Any]:
             "energy_by_level_pj": result.energy_by_level_pj(),
         },
     }
+    return doc
 
 
 def figures_of_merit(
