@@ -2,10 +2,12 @@
 
     python benchmarks/measure_host_cpu.py [-o host_cpu.yaml] [--quick]
 
-A thin script over ``codesign.hwmodels.host`` (NumPy matmul FLOP/s, STREAM-style copy/triad
-bandwidth; see its docstring), plus a check of the roofline's prediction against a measurement
-for one memory-bound and one compute-bound kernel.  The YAML is ``family: cpu`` in the schema
-of ``codesign/hwmodels/gpu.py`` (``--hw host_cpu.yaml``).  Results vary on a loaded machine.
+A thin script over ``codesign.hwmodels.host`` (vectorised fp32/fp64/fp16/int8 micro-kernels,
+NumPy matmul FLOP/s, STREAM-style copy/triad bandwidth, a vectorised read per cache level; see
+its docstring for why the BLAS rates alone misled: fp64 once above fp32), plus a check of the
+roofline's prediction against a measurement for one memory-bound and one compute-bound kernel.
+The YAML is ``family: cpu`` in the schema of ``codesign/hwmodels/gpu.py`` (``--hw
+host_cpu.yaml``).  Results vary on a loaded machine.
 """
 
 from __future__ import annotations
@@ -53,9 +55,17 @@ def main() -> int:
     repeats = 3 if args.quick else 7
     sizes = (256, 1024) if args.quick else (256, 512, 1024, 2048)
     m = measure(repeats, sizes, bandwidth_elements=(1 << 24) if args.quick else (1 << 26))
+    print(f"micro-kernels: {m.kernels or 'none'}")
+    for precision, rate in m.vector_ops_per_s:
+        print(f"vector {precision:5s} {rate / 1e9:8.1f} Gop/s (all cores)")
+    for level, rate in m.cache_read_bytes_per_s:
+        print(f"read {level:3s} {rate / 1e9:8.1f} GB/s (all cores)")
     fp64 = dict(m.matmul_fp64_flops_per_s)
     for n, rate in m.matmul_fp32_flops_per_s:
-        print(f"matmul {n:5d}: fp32 {rate / 1e9:8.1f} GFLOP/s, fp64 {fp64[n] / 1e9:8.1f} GFLOP/s")
+        print(f"numpy matmul {n:5d}: fp32 {rate / 1e9:8.1f} GFLOP/s, fp64 {fp64[n] / 1e9:8.1f} "
+              "GFLOP/s (BLAS, all threads)")  # fmt: skip
+    fp32, fp64_roof = m.fp32_flops_per_s / 1e9, m.fp64_flops_per_s / 1e9
+    print(f"roofs: fp32 {fp32:.1f}, fp64 {fp64_roof:.1f} GFLOP/s")
     mib = m.bandwidth_array_bytes >> 20
     for name, value in (("copy", m.copy_bytes_per_s), ("triad", m.triad_bytes_per_s)):
         print(f"{name:6s} bandwidth: {value / 1e9:6.1f} GB/s ({mib} MiB arrays)")

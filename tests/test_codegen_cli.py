@@ -95,25 +95,28 @@ def test_compile_cuda_writes_source_and_runs_nvcc(tmp_path, capsys):
 
 
 @needs_tvm
-def test_bench_reports_a_ratio_per_einsum_beside_the_roofline(tmp_path, capsys):
+def test_bench_reports_a_ratio_per_fused_kernel_and_the_peers(tmp_path, capsys):
     hw = _host_yaml(tmp_path / "host_cpu.yaml")
-    report = tmp_path / "bench.json"
-    argv = ["bench", MLP, "--hw", str(hw), "--repeat", "2", "--json", str(report)]
+    report, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    argv = ["bench", MLP, "--hw", str(hw), "--repeat", "2", "--rounds", "1", "--json",
+            str(report), "--plot", str(png)]  # fmt: skip
     code, out, err = _run(argv, capsys)
     assert code == 0, err
     data = json.loads(report.read_text())
     einsums = [e.name for e in load_model(MLP).einsums if not e.is_view]
-    rows = {k["einsum"]: k for k in data["kernels"]}
-    assert sorted(rows) == sorted(einsums)
-    for name in einsums:
-        row = rows[name]
-        assert row["measured_s"] > 0 and row["predicted_s"] > 0
-        assert row["ratio"] == pytest.approx(row["measured_s"] / row["predicted_s"])
+    covered = sorted(e for k in data["kernels"] for e in k["einsums"])
+    assert covered == sorted(einsums)  # every Einsum in exactly one kernel
+    assert len(data["kernels"]) == 3  # linear + bias (+ relu) fused: one kernel per layer
+    for row in data["kernels"]:
+        assert row["measured_s"]["tvm"] > 0 and row["predicted_s"] > 0
+        assert row["ratio"]["tvm"] == pytest.approx(row["measured_s"]["tvm"] / row["predicted_s"])
         assert row["bound"] in ("compute", "DRAM")
-        assert name in out
-    ratios = sorted(k["ratio"] for k in data["kernels"])
-    assert data["median_ratio"] == pytest.approx(float(np.median(ratios)))
+        assert row["symbol"].removeprefix("cs_") in out
+    ratios = sorted(k["ratio"]["tvm"] for k in data["kernels"])
+    assert data["median_ratio"]["tvm"] == pytest.approx(float(np.median(ratios)))
+    assert data["model_s"]["onnxruntime"] > 0 and data["model_s"]["torch"] > 0
     assert "median measured/predicted" in out and "from " + str(hw) in out
+    assert png.stat().st_size > 0
 
 
 def test_compile_without_tvm_is_a_one_line_error(monkeypatch, tmp_path, capsys):

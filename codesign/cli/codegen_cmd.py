@@ -1,23 +1,21 @@
-"""`codesign compile` (TVM build + runner) and `codesign bench` (kernel times vs. the roofline).
+"""`codesign compile` (TVM build + runner) and `codesign bench` (TVM vs roofline and peers).
 
-    codesign compile MODEL --target llvm|cuda [--schedule S] [--cuda-arch sm_80] -o DIR
-    codesign bench MODEL --target llvm [--hw host_cpu.yaml] [--repeat N] [--json PATH]
+    codesign compile MODEL --target llvm|cuda [--schedule S | --tune TRIALS] [--cuda-arch A] -o DIR
+    codesign bench MODEL --target llvm [--tune TRIALS] [--hw host_cpu.yaml] [--repeat N]
+        [--peers onnxruntime,torch] [--json PATH] [--plot PNG]
 
-`bench` joins each measured kernel to the roofline row of the Einsum it computes
-(``KernelTime.einsum``); kernels that assemble a concatenated tensor (einsum ``""``) and
-kernels of Einsums the roofline treats as free views have no prediction and are listed apart.
+`bench` is `codesign.codegen.compare.bench_model`: one row per kernel (a fused group), with the
+roofline prediction of that group and each TVM build's time, then the whole model beside
+onnxruntime and torch eager on the same ONNX file and inputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
-import statistics
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +25,7 @@ from rich.table import Table
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
-    from codesign.codegen.tvm import KernelTime
     from codesign.hwmodels.gpu import Device
-    from codesign.sim.roofline import RooflineRow
 
 BENCH_TARGETS = ("llvm",)
 
@@ -39,23 +35,37 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     model_args(p)
     p.add_argument("--target", default="llvm", help="llvm | cuda")
     p.add_argument("--schedule", default="default", help="default | dlight | metaschedule")
+    p.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="MetaSchedule tuning with TRIALS trials (database in DIR/tuning, reused)",
+    )
     p.add_argument("--cuda-arch", default="sm_80", help="CUDA arch for --target cuda")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the exported sample inputs")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("bench", help="measure TVM kernel times beside the host roofline")
+    p = sub.add_parser("bench", help="TVM kernels vs the host roofline, onnxruntime and torch")
     model_args(p)
     p.add_argument("--target", default="llvm", help="llvm (the host CPU)")
-    p.add_argument("--schedule", default="default", help="default | dlight | metaschedule")
     p.add_argument(
         "--hw",
         metavar="HOST.yaml",
         help="family: cpu YAML (benchmarks/measure_host_cpu.py); default: measure now",
     )
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per kernel (median)")
+    p.add_argument("--repeat", type=int, default=10, help="timed runs per kernel per round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (TVM and peers)")
+    p.add_argument("--tune", type=int, default=0, metavar="TRIALS",
+                   help="also build with MetaSchedule tuning (TRIALS trials in all)")  # fmt: skip
+    p.add_argument("--tuning-dir", metavar="DIR",
+                   help="tuning database, reused (default: tvm_tuning/MODEL_NAME)")  # fmt: skip
+    p.add_argument("--peers", default="onnxruntime,torch",
+                   help="peer runtimes on the same ONNX file ('' = none)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--json", metavar="PATH", help="write the comparison as JSON ('-' = stdout)")
+    p.add_argument("--plot", metavar="PNG", help="write a per-kernel and per-model bar chart")
     p.set_defaults(func=cmd_bench)
 
 
@@ -67,11 +77,18 @@ def _console() -> Console:
 # -- compile --------------------------------------------------------------------------------------
 def cmd_compile(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
+    from codesign.codegen.schedules import ScheduleOptions
     from codesign.codegen.tvm import compile_cascade, cuda_source, nvcc_compile
 
+    if args.tune < 0:
+        raise InputError(f"--tune {args.tune}: must be at least 0")
     cascade = load_from_args(args)
+    schedule, options = args.schedule, None
+    if args.tune:
+        schedule = "metaschedule"
+        options = ScheduleOptions(trials=args.tune, work_dir=Path(args.out) / "tuning")
     compiled = compile_cascade(
-        cascade, target=args.target, schedule=args.schedule, cuda_arch=args.cuda_arch
+        cascade, target=args.target, schedule=schedule, cuda_arch=args.cuda_arch, options=options
     )
     out = compiled.export(args.out, seed=args.seed)
     console = _console()
@@ -79,7 +96,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         (out / "kernels.cu").write_text(cuda_source(compiled))
     console.print(
         f"{cascade.name}: {len(compiled.lowered.stages)} kernels built for {args.target} "
-        f"({args.schedule} schedule) into {out}/"
+        f"({schedule} schedule) into {out}/"
     )
     for path in sorted(out.iterdir()):
         if path.is_file():
@@ -96,50 +113,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 # -- bench ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class KernelComparison:
-    """One measured kernel beside its roofline prediction (None: the roofline has no kernel)."""
-
-    symbol: str
-    einsum: str
-    measured_s: float
-    predicted_s: float | None
-    bound: str
-
-    @property
-    def ratio(self) -> float | None:
-        """measured / predicted (None without a prediction)."""
-        if not self.predicted_s:
-            return None
-        return self.measured_s / self.predicted_s
-
-
-def compare_kernels(
-    times: Sequence[KernelTime], rows: Sequence[RooflineRow]
-) -> tuple[KernelComparison, ...]:
-    """Join measured kernels to roofline rows by Einsum name, in kernel order."""
-    by_einsum = {e: r for r in rows for e in r.einsums}
-    out = []
-    for t in times:
-        row = by_einsum.get(t.einsum) if t.einsum else None
-        out.append(
-            KernelComparison(
-                symbol=t.symbol,
-                einsum=t.einsum,
-                measured_s=t.median_s,
-                predicted_s=row.time_s if row is not None else None,
-                bound=row.bound if row is not None else ("combine" if not t.einsum else "view"),
-            )
-        )
-    return tuple(out)
-
-
-def median_ratio(comparisons: Sequence[KernelComparison]) -> float:
-    """Median of measured/predicted over the kernels with a prediction (nan if none)."""
-    ratios = [c.ratio for c in comparisons if c.ratio is not None]
-    return statistics.median(ratios) if ratios else math.nan
-
-
 def _host_device(hw: str | None) -> tuple[Device, str]:
     """The CPU roofline device and a sentence saying where it came from."""
     from codesign.hwmodels.registry import Command, load_hardware_card
@@ -164,11 +137,13 @@ def _fmt_us(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e6:,.1f}"
 
 
+def _fmt_ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
-    from codesign.codegen.tvm import benchmark, compile_cascade
-    from codesign.ir.inputs import sample_inputs
-    from codesign.sim.roofline import analyze
+    from codesign.codegen.compare import BenchOptions, bench_model, plot, result_dict
 
     if args.target not in BENCH_TARGETS:
         raise InputError(
@@ -177,64 +152,69 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     if args.repeat < 1:
         raise InputError(f"--repeat {args.repeat}: must be at least 1")
+    if args.tune < 0:
+        raise InputError(f"--tune {args.tune}: must be at least 0")
     device, how = _host_device(args.hw)
     cascade = load_from_args(args)
-    compiled = compile_cascade(cascade, target=args.target, schedule=args.schedule)
-    times = benchmark(compiled, sample_inputs(cascade, args.seed), repeat=args.repeat)
-    rows = analyze(cascade, device).rows
-    comparisons = compare_kernels(times, rows)
-    joined = [c for c in comparisons if c.ratio is not None]
-    others = [c for c in comparisons if c.ratio is None]
-    median = median_ratio(comparisons)
-    measured_total = sum(c.measured_s for c in joined)
-    predicted_total = sum(c.predicted_s or 0.0 for c in joined)
-    result = {
-        "model": cascade.name,
-        "target": args.target,
-        "schedule": args.schedule,
-        "hw": device.name,
-        "hw_source": how,
-        "kernels": [
-            {
-                "einsum": c.einsum,
-                "symbol": c.symbol,
-                "measured_s": c.measured_s,
-                "predicted_s": c.predicted_s,
-                "ratio": c.ratio,
-                "bound": c.bound,
-            }
-            for c in comparisons
-        ],  # fmt: skip
-        "median_ratio": None if math.isnan(median) else median,
-        "measured_total_s": measured_total,
-        "predicted_total_s": predicted_total,
-    }
+    model_path = Path(args.model) if args.model and Path(args.model).is_file() else None
+    peers = tuple(p for p in args.peers.split(",") if p) if args.peers else ()
+    tuning_dir = Path(args.tuning_dir) if args.tuning_dir else Path("tvm_tuning") / cascade.name
+    options = BenchOptions(
+        model_path=model_path, tune_trials=args.tune, tuning_dir=tuning_dir, peers=peers,
+        repeat=args.repeat, rounds=args.rounds, seed=args.seed,
+    )  # fmt: skip
+    result = bench_model(cascade, device, options)
+    data = result_dict(result) | {"target": args.target, "hw_source": how}
     if args.json:
-        text = json.dumps(result, indent=1)
+        text = json.dumps(data, indent=1)
         if args.json == "-":
             sys.stdout.write(text + "\n")
             return 0
-        Path(args.json).write_text(text + "\n")
+        write_atomic(Path(args.json), text + "\n")
     console = _console()
     peaks = ", ".join(f"{p.value} {v / 1e9:,.1f} GFLOP/s" for p, v in device.vector_peaks)
     bw = device.dram.bandwidth_bytes_per_s or 0.0
     console.print(
         f"host roofline {device.name}: {peaks}, DRAM {bw / 1e9:,.1f} GB/s; {how}", soft_wrap=True
     )
-    table = Table(title=f"{cascade.name}: TVM {args.target} ({args.schedule}) vs roofline")
-    for col in ("Einsum", "measured µs", "predicted µs", "measured/predicted", "bound"):
-        table.add_column(col, justify="left" if col in ("Einsum", "bound") else "right")
-    for c in joined:
-        table.add_row(c.einsum, _fmt_us(c.measured_s), _fmt_us(c.predicted_s), f"{c.ratio:.2f}",
-                      c.bound)  # fmt: skip
+    table = Table(title=f"{cascade.name}: TVM kernels (one per fused group) vs roofline")
+    table.add_column("kernel (Einsums)", justify="left")
+    table.add_column("predicted µs", justify="right")
+    for v in result.variants:
+        table.add_column(f"{v} µs", justify="right")
+        table.add_column(f"{v}/pred", justify="right")
+    table.add_column("bound", justify="left")
+    for k in result.kernels:
+        measured = dict(k.measured_s)
+        cells = [_cell for v in result.variants
+                 for _cell in (_fmt_us(measured[v]), _fmt_ratio(k.ratio(v)))]  # fmt: skip
+        label = k.symbol.removeprefix("cs_") + (f" (+{len(k.einsums) - 1})" if len(k.einsums) > 1
+                                                 else "")  # fmt: skip
+        table.add_row(label, _fmt_us(k.predicted_s), *cells, k.bound)
     console.print(table)
-    if others:
-        console.print("kernels without a roofline prediction (concat assembly, views):")
-        for c in others:
-            console.print(f"  {c.symbol} ({c.bound}): measured {_fmt_us(c.measured_s)} µs")
-    console.print(
-        f"median measured/predicted over {len(joined)} Einsums: {median:.2f}; total measured "
-        f"{_fmt_us(measured_total)} µs vs predicted {_fmt_us(predicted_total)} µs",
-        soft_wrap=True,
-    )
+    models = Table(title=f"{cascade.name}: whole model on this host (same inputs)")
+    for col in ("runtime", "µs per inference", "vs roofline"):
+        models.add_column(col, justify="left" if col == "runtime" else "right")
+    models.add_row("roofline (predicted)", _fmt_us(result.predicted_total_s), "1.00")
+    notes = dict(result.peer_notes)
+    for name, seconds in result.model_s:
+        ratio = None if seconds is None else seconds / result.predicted_total_s
+        label = name if seconds is not None else f"{name} ({notes.get(name, 'not run')})"
+        models.add_row(label, _fmt_us(seconds), _fmt_ratio(ratio))
+    console.print(models)
+    for v in result.variants:
+        console.print(
+            f"{v}: median measured/predicted over kernels {result.median_ratio(v):.2f}",
+            soft_wrap=True,
+        )
+    if args.plot:
+        console.print(f"plot: {plot(result, Path(args.plot))}")
     return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -81,6 +81,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_passes_arguments(p, error_flag=True)
     add_timeloop_arguments(p)
+    p.add_argument(
+        "--explain", action="store_true", help="print each pass's plan with reasons (fusion)"
+    )
     p.set_defaults(func=cmd_map)
 
 
@@ -244,6 +247,28 @@ def print_result(result: CascadeResult, console: Console) -> None:
             for k, v in sorted(result.energy_by_level_pj().items(), key=lambda kv: -kv[1])
         )
         console.print(f"energy by level: {parts}")
+    if result.groups:
+        print_groups(result, console)
+
+
+def print_groups(result: CascadeResult, console: Console) -> None:
+    """The fused groups (sim/fused.py): one block each, members, on-chip level and reuse."""
+    table = Table(title=f"{len(result.groups)} fused groups (one kernel each)")
+    for col in ("group", "kind", "Einsums", "on chip", "cycles", "energy", "saved", "reuse"):
+        table.add_column(col, justify="left" if col in ("group", "kind", "Einsums") else "right")
+    for g in result.groups:
+        reuse = f"{g.reuse:,.1f}" if g.backing_accesses else "-"
+        table.add_row(
+            g.name, g.kind, f"{g.einsums[0]} +{len(g.einsums) - 1}",
+            f"{len(g.on_chip)} @ {g.on_chip_level}", f"{g.cycles:,.0f}",
+            _si(g.energy_pj * 1e-12, "J"), _si(g.saved_energy_pj * 1e-12, "J"), reuse,
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        "reuse: MACs per backing-store access; saved: the intermediates' backing-store energy "
+        "net of their on-chip cost; a group's loads and stores are charged to its first "
+        "contraction's row"
+    )
 
 
 def _print_notes(report: Report) -> None:
@@ -273,6 +298,26 @@ def _print_figures_of_merit(total: dict, console: Console) -> None:
     if total["perf_per_w_inf_per_j"] is not None:
         line += f"; perf/W {total['perf_per_w_inf_per_j']:.4g} inf/J"
     console.print(line + f"; EDP {total['edp_js']:.4g} J·s")
+
+
+def word_note(cascade, hw) -> str:
+    """What the report must say when tensors are wider than a spatial array's backing-store
+    word: they are priced at one word per element, contractions and non-MAC Einsums alike
+    (`codesign.sim.vector.array_words`); empty otherwise."""
+    from codesign.hwmodels.arch import Arch
+
+    arch = hw
+    if not isinstance(arch, Arch):
+        return ""
+    word = arch.levels[0].word_bits
+    wide = sorted({t.dtype.value for t in cascade.tensors if t.dtype.bits > word})
+    if not wide:
+        return ""
+    return (
+        f"{', '.join(wide)} tensors priced at {arch.name}'s {word}-bit word (one word per "
+        "element), contractions and non-MAC Einsums alike; quantize with --passes to price "
+        "narrower storage"
+    )
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -308,6 +353,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         base_figures = _figures_of_merit(base_report)
     doc = result_dict(result)
     doc["total"].update(_figures_of_merit(report))
+    note = word_note(passes.cascade, report.hw)
+    if note:
+        doc["notes"] = [note]
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
@@ -333,8 +381,14 @@ def cmd_map(args: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 110))
     if pipeline is not None:
         print(passes_text(passes), end="")
+    if args.explain and pipeline is not None:
+        from codesign.passes.explain import explain_pipeline
+
+        print(explain_pipeline(loaded, pipeline, args.seed), end="")
     print_result(result, console)
     _print_figures_of_merit(doc["total"], console)
+    if note:
+        console.print(f"note: {note}")
     if baseline is not None:
         if base_passes is not passes:
             print("baseline " + (passes_text(base_passes) or "passes: none\n"), end="")

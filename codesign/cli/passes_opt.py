@@ -38,8 +38,8 @@ def add_passes_arguments(p: argparse.ArgumentParser, error_flag: bool) -> None:
     p.add_argument(
         "--passes",
         metavar="PIPELINE",
-        help='pass pipeline run on the model first, e.g. "quantize{bits=4,group=128}" '
-        "(docs/passes.md)",
+        help='pass pipeline run on the model first, e.g. "quantize{bits=4,group=128}" or '
+        '"fuse-elementwise"; "none": the model as loaded (docs/passes.md)',
     )
     if error_flag:
         p.add_argument(
@@ -50,8 +50,9 @@ def add_passes_arguments(p: argparse.ArgumentParser, error_flag: bool) -> None:
 
 
 def parse_passes(text: str | None, flag: str = "--passes") -> Pipeline | None:
-    """The pipeline given with `flag`, or None when absent; InputError prefixed with `flag`."""
-    if text is None:
+    """The pipeline given with `flag`, or None when absent or ``none`` (the model as loaded:
+    unfused, unquantized); InputError prefixed with `flag`."""
+    if text is None or text.strip() == "none":
         return None
     try:
         return parse_pipeline(text)

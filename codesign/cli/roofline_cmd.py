@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_passes
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
 from codesign.hwmodels.registry import Command, load_hardware_card
@@ -79,6 +80,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     from codesign.cli.serving_opt import add_serving_arguments
 
     add_serving_arguments(p)
+    add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=cmd_roofline)
 
 
@@ -98,6 +100,17 @@ def _phase_cascades(args: argparse.Namespace) -> list[tuple[str, Cascade]]:
 
 
 def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> RooflineOptions:
+    options = _base_options(args, cascade, device)
+    if not cascade.groups:
+        return options
+    from codesign.sim.roofline_fused import ir_kernel_groups, merge_kernel_groups
+
+    # one kernel per fused group of the IR (--passes), merged with --flash-attention's kernels
+    fused = ir_kernel_groups(cascade, device, dict(options.labels))
+    return replace(options, groups=merge_kernel_groups(cascade, options.groups, fused))
+
+
+def _base_options(args: argparse.Namespace, cascade: Cascade, device: Device) -> RooflineOptions:
     if getattr(args, "llm", None):
         from codesign.sim.roofline_llm import llm_options
 
@@ -140,7 +153,9 @@ def build_report(args: argparse.Namespace) -> RooflineReport:
     device = hardware.device
     reports: list[PhaseReport] = []
     name = ""
-    for phase, cascade in _phase_cascades(args):
+    pipeline = parse_passes(getattr(args, "passes", None))
+    for phase, loaded in _phase_cascades(args):
+        cascade = apply_passes(loaded, pipeline, measure_error=False).cascade
         name = cascade.name
         reports.append(price_cascade(args, hardware, cascade, phase)[1])
     return RooflineReport(getattr(args, "llm", None) or name, device, tuple(reports))

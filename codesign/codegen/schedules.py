@@ -1,37 +1,32 @@
 """Schedules for the lowered cascade, registered by name.
 
-* ``default`` — on CPU, a tiled schedule per Einsum whose tile sizes come from
+* ``default`` — on CPU, `codesign.codegen.cpu_schedule` per kernel (register-blocked
+  micro-kernel for contractions, vectorised parallel loops otherwise), tile sizes from
   `ScheduleOptions.tiles` (per Einsum, per iteration variable; the mapper's tiling feeds it)
-  or from a small heuristic; on GPU, TVM's dlight default rules (GPU kernels need thread
+  or from the target's vector width; on GPU, TVM's dlight default rules (GPU kernels need thread
   binding, which the CPU tiling does not do).
 * ``dlight`` — TVM's dlight default rules (GPU: Matmul, GEMV, Reduction, GeneralReduction,
   Fallback; CPU: GEMV, Reduction).
-* ``metaschedule`` — MetaSchedule tuning with a trial budget (`ScheduleOptions.trials`); any
-  PrimFunc it has no record for keeps the ``default`` schedule.
+* ``metaschedule`` — MetaSchedule tuning with a trial budget (`ScheduleOptions.trials`); per
+  kernel, the faster of the tuned and the ``default`` schedule is kept (measured); the tuning
+  database in `ScheduleOptions.work_dir` is reused across runs.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.codegen.te_lower import LoweredCascade, Stage
+from codesign.codegen.cpu_schedule import micro_for, schedule_stage
+from codesign.codegen.te_lower import LoweredCascade
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
     from tvm.ir import IRModule
     from tvm.target import Target
-
-# Default tile sizes (elements) when no mapping gives one: the innermost output loop is
-# vectorised (16 f32 = two AVX2 registers), the next one is blocked for register reuse, and
-# the innermost reduced loop is blocked for L1.
-INNER_SPATIAL_TILE = 16
-OUTER_SPATIAL_TILE = 4
-INNER_REDUCE_TILE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +34,10 @@ class ScheduleOptions:
     """Knobs of the schedules.
 
     `tiles` maps an Einsum name to ``{iteration variable: tile size}``; a size is snapped down
-    to a divisor of the loop extent (so no tail loops), 1 leaves the loop untiled-outer and the
-    full extent leaves it untiled-inner.  `trials` is MetaSchedule's global trial budget and
-    `builder_timeout_s` its per-candidate build timeout (TVM builds are slow on small hosts).
+    to a divisor of the loop extent (so no tail loops).  `trials` is MetaSchedule's global trial
+    budget and `builder_timeout_s` its per-candidate build timeout (TVM builds are slow on small
+    hosts).  `work_dir` holds MetaSchedule's tuning database: records found there are reused,
+    and a kernel that already has one is not tuned again.
     """
 
     tiles: Mapping[str, Mapping[str, int]] | None = None
@@ -73,80 +69,19 @@ def _is_gpu(target: Target) -> bool:
 def default_schedule(
     mod: IRModule, lowered: LoweredCascade, target: Target, options: ScheduleOptions
 ) -> IRModule:
-    """A new module: the tiled CPU schedule of every stage (dlight on GPU targets)."""
+    """A new module: the CPU schedule of every stage (`cpu_schedule`; dlight on GPU targets)."""
     import tvm  # noqa: PLC0415
 
     if _is_gpu(target):
         return dlight_schedule(mod, lowered, target, options)
     tiles = options.tiles or {}
+    micro = micro_for(target)
     return tvm.IRModule(
-        {stage.symbol: tiled(stage, tiles.get(stage.einsum, {})) for stage in lowered.stages}
+        {
+            stage.symbol: schedule_stage(stage, tiles.get(stage.einsum, {}), micro)
+            for stage in lowered.stages
+        }
     )
-
-
-def snap_tile(extent: int, tile: int) -> int:
-    """Largest divisor of `extent` not above `tile` (at least 1)."""
-    tile = max(1, min(tile, extent))
-    while extent % tile:
-        tile -= 1
-    return tile
-
-
-def tiled(stage: Stage, tiles: Mapping[str, int]):  # noqa: ANN201 - a tvm PrimFunc
-    """Tile the stage's compute block: spatial outer loops (fused, parallel), reduced outer,
-    reduced inner, spatial inner loops; the innermost spatial loop is vectorised."""
-    import tvm  # noqa: PLC0415
-
-    sch = tvm.s_tir.Schedule(stage.func)
-    block = sch.get_sblock(stage.block)
-    loops = sch.get_loops(block)
-    iters = sch.get(block).iter_vars
-    names = _loop_names(stage, len(loops))
-    spatial = [k for k, it in enumerate(iters) if int(it.iter_type) == 0]
-    reduced = [k for k, it in enumerate(iters) if int(it.iter_type) != 0]
-    extents = [int(it.dom.extent) for it in iters]
-    defaults = {k: 0 for k in range(len(loops))}
-    if spatial:
-        defaults[spatial[-1]] = INNER_SPATIAL_TILE
-    if len(spatial) > 1 and reduced:
-        defaults[spatial[-2]] = OUTER_SPATIAL_TILE
-    if reduced:
-        defaults[reduced[-1]] = INNER_REDUCE_TILE
-    outer, inner = {}, {}
-    for k, loop in enumerate(loops):
-        want = tiles.get(names[k], defaults[k]) if names[k] else defaults[k]
-        tile = snap_tile(extents[k], want) if want else 1
-        if tile == 1:
-            outer[k] = loop
-        elif tile == extents[k]:
-            inner[k] = loop
-        else:
-            outer[k], inner[k] = sch.split(loop, [None, tile])
-    order = (
-        [outer[k] for k in spatial if k in outer]
-        + [outer[k] for k in reduced if k in outer]
-        + [inner[k] for k in reduced if k in inner]
-        + [inner[k] for k in spatial if k in inner]
-    )
-    if len(order) > 1:
-        sch.reorder(*order)
-    par = [outer[k] for k in spatial if k in outer]
-    if par:
-        fused = sch.fuse(*par) if len(par) > 1 else par[0]
-        sch.parallel(fused)
-    if spatial and spatial[-1] in inner and extents[spatial[-1]] > 1:
-        sch.vectorize(inner[spatial[-1]])
-    if reduced:
-        first = next((outer[k] for k in reduced if k in outer), None)
-        first = first or next((inner[k] for k in reduced if k in inner), None)
-        if first is not None:
-            sch.decompose_reduction(block, first)
-    return sch.mod["main"].with_attr("global_symbol", stage.symbol)
-
-
-def _loop_names(stage: Stage, count: int) -> tuple[str, ...]:
-    names = stage.loop_vars
-    return names if len(names) == count else ("",) * count
 
 
 # -- dlight ----------------------------------------------------------------------------------
@@ -177,34 +112,101 @@ def dlight_schedule(
 def metaschedule(
     mod: IRModule, lowered: LoweredCascade, target: Target, options: ScheduleOptions
 ) -> IRModule:
-    """Tune every PrimFunc within `options.trials` trials; untuned ones keep the default."""
+    """Tune every PrimFunc within `options.trials` trials, then keep, per kernel, the faster of
+    the tuned and the default schedule (measured here).
+
+    With `options.work_dir`, the tuning database lives there and is reused: a kernel that has a
+    record is not tuned again, and the per-kernel choice (``choices.json``) is kept, so a second
+    run builds the same kernels without tuning.  Without it a temporary directory is used.
+    """
     import tvm  # noqa: PLC0415
     from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415
 
-    scheduled = default_schedule(mod, lowered, target, options) if not _is_gpu(target) else None
-    if not _is_gpu(target) and "num-cores" not in target.attrs:
-        # MetaSchedule sizes its thread pool from the target; the host's cores are the default
-        cores = max(1, (os.cpu_count() or 2) // 2)
-        target = tvm.target.Target({"kind": "llvm", "num-cores": cores})
+    gpu = _is_gpu(target)
+    fallback = dlight_schedule(mod, lowered, target, options) if gpu else None
+    default = default_schedule(mod, lowered, target, options) if not gpu else fallback
+    assert default is not None
     with tempfile.TemporaryDirectory(prefix="codesign_ms_") as tmp:
-        work_dir = str(options.work_dir or tmp)
-        database = ms.tune_tir(
-            mod,
-            target,
-            work_dir,
-            max_trials_global=options.trials,
-            num_trials_per_iter=min(options.trials, 64),
-            builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
-        )
+        work_dir = Path(options.work_dir or tmp)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        database = ms.database.JSONDatabase(work_dir=str(work_dir))
+        untuned = [
+            s.symbol for s in lowered.stages if _record(database, mod[s.symbol], target) is None
+        ]
+        if untuned and options.trials > 0:
+            database = ms.tune_tir(
+                tvm.IRModule({name: mod[name] for name in untuned}),
+                target,
+                str(work_dir),
+                max_trials_global=options.trials,
+                num_trials_per_iter=min(options.trials, 64),
+                builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
+            )
+        tuned = tvm.IRModule()
         for stage in lowered.stages:
             sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
-            if sch is not None:
-                mod[stage.symbol] = sch.mod["main"].with_attr("global_symbol", stage.symbol)
-            elif scheduled is not None:
-                mod[stage.symbol] = scheduled[stage.symbol]
-            else:
-                raise InputError(f"MetaSchedule found no schedule for {stage.symbol} on {target}")
-    return mod
+            func = default[stage.symbol] if sch is None else sch.mod["main"]
+            tuned[stage.symbol] = func.with_attr("global_symbol", stage.symbol)
+        if gpu:
+            return tuned
+        choices = _choose(default, tuned, lowered, target, work_dir / CHOICES_FILE)
+    return tvm.IRModule(
+        {name: (tuned if pick == "tuned" else default)[name] for name, pick in choices.items()}
+    )
+
+
+CHOICES_FILE = "choices.json"
+
+
+def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
+    """The best tuning record of `func` in `database`, or None."""
+    from tvm.s_tir.meta_schedule.tir_integration import _normalize_mod  # noqa: PLC0415
+
+    return database.query_tuning_record(_normalize_mod(func), target, "main")
+
+
+def _choose(
+    default: IRModule, tuned: IRModule, lowered: LoweredCascade, target: Target, path: Path
+) -> dict[str, str]:
+    """Per kernel symbol, "tuned" or "default": the one measured faster (5 runs each, median),
+    read from `path` when it holds a choice for every kernel, else measured and written."""
+    import json  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import tvm  # noqa: PLC0415
+
+    from codesign.codegen import runner  # noqa: PLC0415
+
+    symbols = [s.symbol for s in lowered.stages]
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if all(saved.get(name) in ("tuned", "default") for name in symbols):
+            return {name: saved[name] for name in symbols}
+    rng = np.random.default_rng(0)
+    values = {
+        b.name: rng.standard_normal(b.shape).astype(b.dtype)
+        for b in lowered.buffers
+        if b.name in (*lowered.inputs, *lowered.weights)
+    }
+    stages = [{"symbol": s.symbol, "inputs": list(s.inputs), "output": s.output}
+              for s in lowered.stages]  # fmt: skip
+    manifest = {
+        "stages": stages,
+        "buffers": [
+            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
+        ],  # fmt: skip
+    }
+    medians: dict[str, dict[str, float]] = {}
+    for label, module in (("default", default), ("tuned", tuned)):
+        built = tvm.compile(module, target=target)
+        runs = runner.time_stages(built.mod, manifest, values, tvm.cpu(0), repeat=5)
+        medians[label] = {name: float(np.median(t)) for name, t in runs.items()}
+    choices = {
+        name: "tuned" if medians["tuned"][name] < medians["default"][name] else "default"
+        for name in symbols
+    }
+    path.write_text(json.dumps(choices, indent=1) + "\n")
+    return choices
 
 
 SCHEDULES: dict[str, ScheduleFn] = {

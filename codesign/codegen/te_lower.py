@@ -1,9 +1,10 @@
-"""Lowering of a Cascade to TVM Tensor Expressions: one PrimFunc per Einsum.
+"""Lowering of a Cascade to TVM Tensor Expressions: one PrimFunc per fused group or Einsum.
 
-Each Einsum becomes one ``te.compute`` (a reduction over ``te.reduce_axis`` when it has one)
-whose arguments are fresh placeholders of the tensors it reads, so every Einsum is a separate
-PrimFunc that can be scheduled and timed on its own.  Semantics follow the reference
-interpreter (`codesign.ir.interpreter`), which is the oracle:
+Each Einsum becomes one ``te.compute`` (a reduction over ``te.reduce_axis`` when it has one).
+An Einsum outside any fused group reads fresh placeholders of the tensors it reads, so it is a
+separate PrimFunc that can be scheduled and timed on its own; the members of a fused group
+(`codesign.codegen.groups`) are computes of ONE PrimFunc, whose inner tensors never leave it.
+Semantics follow the reference interpreter (`codesign.ir.interpreter`), which is the oracle:
 
 * value types are NumPy's: the type of every sub-expression is found by running the
   interpreter's own NumPy function on a one-element probe, so ``int8 * f32 const`` is f32 and
@@ -20,11 +21,13 @@ interpreter (`codesign.ir.interpreter`), which is the oracle:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codesign.codegen.groups import Group, check_groups, main_member
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 # Prefix of every PrimFunc symbol: an Einsum called `exp` must not shadow libm's exp.
 SYMBOL_PREFIX = "cs_"
 PIECE_SUFFIX = "__piece"
+PAD_SUFFIX = "__pad"  # a padded copy of a tensor, made inside the kernel that reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +57,11 @@ class Buffer:
 class Stage:
     """One PrimFunc: reads `inputs`, writes `output` (buffer names), in cascade order.
 
-    `einsum` is the Einsum it computes, or "" for a combine stage assembling a multi-producer
-    tensor.  `block` names the TE compute block that the schedules transform; `loop_vars`
-    names the IR iteration variable of each of its loops ("" for a constant output index), so
-    tile sizes keyed by IR variable reach the right loop.
+    `einsum` is the Einsum it computes (for a fused group: its main member, the one the kernel
+    is scheduled around; `einsums` lists them all), or "" for a combine stage assembling a
+    multi-producer tensor.  `block` names the TE compute block that the schedules transform;
+    `loop_vars` names the IR iteration variable of each of its loops ("" for a constant output
+    index), so tile sizes keyed by IR variable reach the right loop.
     """
 
     symbol: str
@@ -66,6 +71,7 @@ class Stage:
     block: str
     loop_vars: tuple[str, ...]
     func: PrimFunc
+    einsums: tuple[str, ...] = ()  # every Einsum the kernel computes (a fused group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +101,13 @@ def _tvm():  # noqa: ANN202 - the module object
     return tvm
 
 
-def lower_cascade(cascade: Cascade) -> LoweredCascade:
-    """One PrimFunc per Einsum (plus one per multi-producer tensor); raises InputError for
-    index forms TVM cannot express (multi-variable output indices)."""
+def lower_cascade(cascade: Cascade, groups: Sequence[Sequence[str]] = ()) -> LoweredCascade:
+    """One PrimFunc per fused group (`groups`, see `codesign.codegen.groups`) and per Einsum
+    outside any group, plus one per multi-producer tensor; raises InputError for index forms
+    TVM cannot express (multi-variable output indices) and for invalid groups."""
     tvm = _tvm()
+    checked = check_groups(cascade, groups)
+    group_of = {name: g for g in checked for name in g}
     buffers: dict[str, Buffer] = {
         t.name: Buffer(t.name, t.shape, str(t.dtype.numpy)) for t in cascade.tensors
     }
@@ -108,18 +117,26 @@ def lower_cascade(cascade: Cascade) -> LoweredCascade:
     stages: list[Stage] = []
     for einsum in cascade.einsums:
         tensor = einsum.output.tensor
+        group = group_of.get(einsum.name)
+        if group is not None:
+            if einsum.name == group[-1]:  # a group runs where its last member would
+                stage, dtype = _lower_group(tvm, cascade, group, buffers)
+                stages.append(stage)
+            continue
         producers = cascade.producers(tensor)
         direct = len(producers) == 1 and _direct_output(cascade, einsum)
         out_name = tensor if direct else einsum.name + PIECE_SUFFIX
-        stage = _lower_einsum(tvm, cascade, einsum, buffers, out_name, direct)
-        buffers[out_name] = Buffer(out_name, _stage_shape(cascade, einsum, direct), stage[1])
-        stages.append(stage[0])
+        stage, dtype = _lower_einsum(tvm, cascade, einsum, buffers, out_name, direct)
+        buffers[out_name] = Buffer(out_name, _stage_shape(cascade, einsum, direct), dtype)
+        stages.append(stage)
         if not direct and last_producer[tensor] == einsum.name:
             stages.append(_combine(tvm, cascade, tensor, producers, buffers))
+    inside = {g[k] for g in checked for k in range(len(g) - 1)}
+    internal = {cascade.einsum(n).output.tensor for n in inside}
     return LoweredCascade(
         cascade.name,
         tuple(stages),
-        tuple(buffers.values()),
+        tuple(b for name, b in buffers.items() if name not in internal),
         tuple(t.name for t in cascade.inputs),
         tuple(t.name for t in cascade.weights),
         tuple(t.name for t in cascade.outputs),
@@ -166,17 +183,18 @@ class _Scope:
     variables: dict[str, PrimExpr]
     extents: dict[str, int]
     guards: list[PrimExpr]
+    # when set, a window access that can leave its tensor reads a zero/identity-padded copy
+    # made inside the kernel (`PAD_SUFFIX`) instead of being guarded: see `_pad_value`
+    pad_value: float | None = None
 
 
-def _lower_einsum(
-    tvm, cascade: Cascade, einsum: Einsum, buffers: dict[str, Buffer], out: str, direct: bool
-) -> tuple[Stage, str]:
+def _einsum_compute(
+    cascade: Cascade, einsum: Einsum, tensors: dict[str, Tensor], direct: bool
+) -> tuple[Tensor, str, tuple[str, ...]]:
+    """The TE compute of `einsum` reading `tensors` (placeholders, or computes of the same
+    kernel); returns (result, stored dtype, IR variable of each loop of its main block)."""
     from tvm import te, tirx  # noqa: PLC0415
 
-    placeholders = {
-        name: te.placeholder(buffers[name].shape, buffers[name].dtype, name=name)
-        for name in einsum.input_tensors
-    }
     extents = einsum.extents
     out_spec = cascade.tensor(einsum.output.tensor)
     out_dtype = out_spec.dtype.numpy
@@ -197,7 +215,7 @@ def _lower_einsum(
     def body_value(xs: tuple[Var, ...]) -> tuple[PrimExpr, np.dtype]:
         variables: dict[str, PrimExpr] = bind(xs)
         variables.update({v: ax.var for v, ax in raxes.items()})
-        scope = _Scope(cascade, placeholders, variables, extents, [])
+        scope = _Scope(cascade, tensors, variables, extents, [], _pad_value(einsum))
         value, dtype = _expr(tirx, einsum.body, scope, einsum.reduce is not None)
         if einsum.reduce is not None:
             acc = REDUCE[einsum.reduce](np.ones((1,), dtype)).dtype
@@ -226,17 +244,63 @@ def _lower_einsum(
             result = te.compute(
                 shape, lambda *xs: _store(tirx, acc(*xs), acc_dtype, out_dtype), name=name + "_cast"
             )
-    func = te.create_prim_func([*placeholders.values(), result])
-    symbol = SYMBOL_PREFIX + name
-    func = func.with_attr("global_symbol", symbol)
     if direct:
         names = [i.plain_var if isinstance(i, Affine) else None for i in einsum.output.indices]
         spatial = [n or "" for n in names]
     else:
         spatial = out_vars
-    loop_vars = (*spatial, *einsum.reduced)
-    stage = Stage(symbol, name, tuple(placeholders), out, name, loop_vars, func)
-    return stage, str(out_dtype)
+    return result, str(out_dtype), (*spatial, *einsum.reduced)
+
+
+def _lower_einsum(
+    tvm, cascade: Cascade, einsum: Einsum, buffers: dict[str, Buffer], out: str, direct: bool
+) -> tuple[Stage, str]:
+    from tvm import te  # noqa: PLC0415
+
+    placeholders = {
+        name: te.placeholder(buffers[name].shape, buffers[name].dtype, name=name)
+        for name in einsum.input_tensors
+    }
+    result, dtype, loop_vars = _einsum_compute(cascade, einsum, dict(placeholders), direct)
+    symbol = SYMBOL_PREFIX + einsum.name
+    func = te.create_prim_func([*placeholders.values(), result])
+    func = func.with_attr("global_symbol", symbol)
+    name = einsum.name
+    stage = Stage(symbol, name, tuple(placeholders), out, name, loop_vars, func, (name,))
+    return stage, dtype
+
+
+def _lower_group(
+    tvm, cascade: Cascade, group: Group, buffers: dict[str, Buffer]
+) -> tuple[Stage, str]:
+    """One PrimFunc computing every member of `group`; only the last member's output is an
+    argument, the others are buffers inside the kernel."""
+    from tvm import te  # noqa: PLC0415
+
+    tensors: dict[str, Tensor] = {}
+    placeholders: dict[str, Tensor] = {}
+    main = main_member(cascade, group)
+    loop_vars: tuple[str, ...] = ()
+    dtype = ""
+    result = None
+    for name in group:
+        einsum = cascade.einsum(name)
+        for tensor in einsum.input_tensors:
+            if tensor not in tensors:
+                buf = buffers[tensor]
+                placeholders[tensor] = te.placeholder(buf.shape, buf.dtype, name=tensor)
+                tensors[tensor] = placeholders[tensor]
+        result, dtype, member_vars = _einsum_compute(cascade, einsum, tensors, direct=True)
+        tensors[einsum.output.tensor] = result
+        if name == main:
+            loop_vars = member_vars
+    assert result is not None
+    symbol = SYMBOL_PREFIX + main
+    func = te.create_prim_func([*placeholders.values(), result])
+    func = func.with_attr("global_symbol", symbol)
+    out = cascade.einsum(group[-1]).output.tensor
+    stage = Stage(symbol, main, tuple(placeholders), out, main, loop_vars, func, group)
+    return stage, dtype
 
 
 def _combine(tvm, cascade: Cascade, tensor: str, producers, buffers: dict[str, Buffer]) -> Stage:
@@ -265,7 +329,7 @@ def _combine(tvm, cascade: Cascade, tensor: str, producers, buffers: dict[str, B
     symbol = SYMBOL_PREFIX + tensor + "_combine"
     func = func.with_attr("global_symbol", symbol)
     loop_vars = ("",) * len(spec.shape)
-    return Stage(symbol, "", tuple(pieces), tensor, tensor + "_combine", loop_vars, func)
+    return Stage(symbol, "", tuple(pieces), tensor, tensor + "_combine", loop_vars, func, ())
 
 
 def _region(tirx, einsum: Einsum, xs, shape) -> tuple[list, list]:
@@ -339,7 +403,76 @@ def _expr(tirx, expr: Expr, scope: _Scope, reduction: bool) -> tuple[PrimExpr, n
     )
 
 
+def _pad_value(einsum: Einsum) -> float | None:
+    """The value a padded copy may hold outside its tensor, or None (guard instead).
+
+    Padding is used where it gives the interpreter's result: a max/min over one window access
+    (pad with the identity, +-inf), and a sum of a product of accesses and constants (pad with
+    0: the point then adds 0, as the interpreter's skipped point does, as long as the other
+    factors are finite -- an inf or NaN weight beside the padding would give NaN here).
+    Padded reads have no branch in the inner loop, so they vectorise.
+    """
+    body = einsum.body
+    if einsum.reduce in (ReduceOp.MAX, ReduceOp.MIN) and isinstance(body, Access):
+        return einsum.reduce.identity
+    if einsum.reduce is ReduceOp.SUM and _is_product(body):
+        return 0.0
+    return None
+
+
+def _is_product(expr: Expr) -> bool:
+    if isinstance(expr, Access | Const):
+        return True
+    return (
+        isinstance(expr, Binary)
+        and expr.op is BinaryOp.MUL
+        and all(_is_product(e) for e in (expr.lhs, expr.rhs))
+    )
+
+
+def _padded_access(tirx, access: Access, scope: _Scope) -> tuple[PrimExpr, np.dtype] | None:
+    """Read of a padded copy of the tensor when the access is a plain window that can leave
+    the tensor and the Einsum allows padding; None otherwise."""
+    from tvm import te  # noqa: PLC0415
+
+    spec = scope.cascade.tensor(access.tensor)
+    if scope.pad_value is None or spec.dtype.numpy.kind != "f":
+        return None
+    affine = [i for i in access.indices if isinstance(i, Affine)]
+    if len(affine) != len(access.indices):
+        return None
+    bounds = [i.bounds(scope.extents) for i in affine]
+    lows = [min(lo, 0) for lo, _ in bounds]
+    highs = [max(hi, size - 1) for (_, hi), size in zip(bounds, spec.shape, strict=True)]
+    if lows == [0] * len(lows) and highs == [n - 1 for n in spec.shape]:
+        return None
+    source = scope.placeholders[access.tensor]
+    dtype = str(spec.dtype.numpy)
+    fill = tirx.const(scope.pad_value, dtype)
+
+    def pad(*xs: Var) -> PrimExpr:
+        point = [x + lo if lo else x for x, lo in zip(xs, lows, strict=True)]
+        conds = [
+            c
+            for x, lo, hi, size in zip(point, lows, highs, spec.shape, strict=True)
+            for c in ([x >= 0] if lo < 0 else []) + ([x < size] if hi > size - 1 else [])
+        ]
+        return tirx.if_then_else(_all(tirx, conds), source(*point), fill)
+
+    shape = [hi - lo + 1 for lo, hi in zip(lows, highs, strict=True)]
+    padded = te.compute(shape, pad, name=access.tensor + PAD_SUFFIX)
+    point = [
+        value - lo if lo else value
+        for i, lo in zip(affine, lows, strict=True)
+        for value in [_quasi_affine(tirx, i, scope.variables)]
+    ]
+    return padded(*point), spec.dtype.numpy
+
+
 def _access(tirx, access: Access, scope: _Scope, reduction: bool) -> tuple[PrimExpr, np.dtype]:
+    padded = _padded_access(tirx, access, scope)
+    if padded is not None:
+        return padded
     spec = scope.cascade.tensor(access.tensor)
     point = [
         _index(tirx, index, size, scope, reduction)

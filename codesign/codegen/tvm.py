@@ -17,7 +17,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesign.codegen import runner
+from codesign.codegen.groups import default_groups
 from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
 from codesign.codegen.te_lower import LoweredCascade, lower_cascade
 from codesign.errors import InputError
@@ -122,13 +123,15 @@ class CompiledCascade:
 
 @dataclass(frozen=True, slots=True)
 class KernelTime:
-    """Measured time of one kernel; `einsum` is "" for a concat-assembly copy."""
+    """Measured time of one kernel; `einsum` is "" for a concat-assembly copy; `einsums` are
+    all the Einsums the kernel computes (several for a fused group)."""
 
     symbol: str
     einsum: str
     output: str
     median_s: float
     runs_s: tuple[float, ...]
+    einsums: tuple[str, ...] = ()
 
 
 def manifest(lowered: LoweredCascade, target: str) -> dict[str, Any]:
@@ -142,17 +145,36 @@ def manifest(lowered: LoweredCascade, target: str) -> dict[str, Any]:
             {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
         ],
         "stages": [
-            {"symbol": s.symbol, "einsum": s.einsum, "inputs": list(s.inputs), "output": s.output}
+            {
+                "symbol": s.symbol,
+                "einsum": s.einsum,
+                "einsums": list(s.einsums),
+                "inputs": list(s.inputs),
+                "output": s.output,
+            }
             for s in lowered.stages
         ],
     }
+
+
+def host_target() -> Target:
+    """LLVM for this host's CPU (its vector ISA: without ``mcpu`` LLVM emits baseline SSE2)
+    with its core count (MetaSchedule and the thread pool size from it)."""
+    import os  # noqa: PLC0415
+
+    import tvm  # noqa: PLC0415
+    from tvm.target import codegen  # noqa: PLC0415
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    spec = {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu()), "num-cores": cores or 1}
+    return tvm.target.Target(spec)
 
 
 def _target(name: str, cuda_arch: str) -> Target:
     import tvm  # noqa: PLC0415
 
     if name == "llvm":
-        return tvm.target.Target("llvm")
+        return host_target()
     if name == "cuda":
         # 48 KiB: the static shared-memory limit of every arch since sm_50 (dlight asks)
         spec = {"kind": "cuda", "arch": cuda_arch, "max_shared_memory_per_block": 49152}
@@ -167,10 +189,13 @@ def compile_cascade(
     out_dir: str | Path | None = None,
     options: ScheduleOptions | None = None,
     cuda_arch: str = "sm_80",
+    groups: Sequence[Sequence[str]] | None = None,
 ) -> CompiledCascade:
     """Lower, schedule and build `cascade` for `target` ("llvm" or "cuda").
 
-    `schedule` is one of `SCHEDULES` (default, dlight, metaschedule).  A "cuda" build holds
+    `schedule` is one of `SCHEDULES` (default, dlight, metaschedule).  `groups` lists the
+    Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None derives
+    them with `default_groups`, ``()`` compiles one kernel per Einsum.  A "cuda" build holds
     the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
     `out_dir`, the build is also exported there (`CompiledCascade.export`).
     """
@@ -178,7 +203,9 @@ def compile_cascade(
         raise InputError(f"unknown TVM target {target!r} (known: {', '.join(TARGETS)})")
     if schedule not in SCHEDULES:
         raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
-    lowered = lower_cascade(cascade)  # raises the install hint when TVM is missing
+    if groups is None:
+        groups = default_groups(cascade)
+    lowered = lower_cascade(cascade, groups)  # raises the install hint when TVM is missing
     import tvm  # noqa: PLC0415
 
     tvm_target = _target(target, cuda_arch)
@@ -207,7 +234,7 @@ def benchmark(
         number=number,
     )
     return tuple(
-        KernelTime(s.symbol, s.einsum, s.output, float(np.median(runs)), tuple(runs))
+        KernelTime(s.symbol, s.einsum, s.output, float(np.median(runs)), tuple(runs), s.einsums)
         for s in compiled.lowered.stages
         for runs in [times[s.symbol]]
     )

@@ -236,6 +236,12 @@ def _piuma_model(options: CostOptions) -> HardwareModel:
     return piuma_model(options)
 
 
+def _attention_array_model(options: CostOptions) -> HardwareModel:
+    from codesign.sim.family_models import attention_array_model
+
+    return attention_array_model(options)
+
+
 _BUILTINS_REGISTERED: list[bool] = []  # set before registering: register_family re-enters
 
 
@@ -247,6 +253,8 @@ def _builtins() -> None:
     from codesign.hwmodels import roofline_devices as roofs
     from codesign.hwmodels.arch import Arch
     from codesign.hwmodels.bitserial import BitSerialArray, BitSerialSpec, array_from_spec
+    from codesign.hwmodels.fusemax import AttentionArray, AttentionArraySpec
+    from codesign.hwmodels.fusemax import attention_array_from_spec as attention_array_build
     from codesign.hwmodels.gpu import Device, DeviceSpec, device_from_spec
     from codesign.hwmodels.loader import arch_from_spec
     from codesign.hwmodels.lut_tc import TensorCoreGpu, TensorCoreSpec, tensor_core_from_spec
@@ -275,6 +283,9 @@ def _builtins() -> None:
         Family("piuma", PiumaSpec, piuma_from_spec, _piuma_model, (PiumaArch,),
                frozenset({Command.MAP, Command.GRAPH, Command.ROOFLINE}), ("piuma",),
                roofline=roofs.piuma_roofline),
+        Family("attention_array", AttentionArraySpec, attention_array_build,
+               _attention_array_model, (AttentionArray,), frozenset({Command.MAP}),
+               ("attention_array",)),
     ):  # fmt: skip
         register_family(entry)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import networkx as nx
@@ -28,6 +28,7 @@ import numpy as np
 
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Expr, ReduceOp, accesses
+from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine, Gathered, IndexExpr
 from codesign.ir.traits import EinsumClass, classify, mac_operands
 
@@ -281,11 +282,15 @@ def _index_tensors(indices: tuple[IndexExpr, ...]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Cascade:
-    """An ordered DAG of Einsums over declared tensors (einsums in a topological order)."""
+    """An ordered DAG of Einsums over declared tensors (einsums in a topological order).
+
+    `groups` (see `codesign.ir.groups`) say which Einsums run fused as one kernel; they never
+    change what the cascade computes."""
 
     name: str
     tensors: tuple[TensorSpec, ...]
     einsums: tuple[Einsum, ...]
+    groups: tuple[FusedGroup, ...] = ()
     _index: dict[str, TensorSpec] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -338,7 +343,14 @@ class Cascade:
         return g
 
     def replace_einsums(self, einsums: tuple[Einsum, ...]) -> Cascade:
-        return Cascade(self.name, self.tensors, einsums)
+        """The cascade with other Einsums; groups keep the members that remain (checked at the
+        end of the pass by `codesign.ir.groups.carry_groups`)."""
+        names = {e.name for e in einsums}
+        groups = tuple(
+            replace(g, einsums=tuple(n for n in g.einsums if n in names)) for g in self.groups
+        )
+        groups = tuple(g for g in groups if len(g.einsums) > 1)
+        return Cascade(self.name, self.tensors, einsums, groups)
 
 
 def affine_outputs(einsum: Einsum) -> tuple[Affine, ...]:

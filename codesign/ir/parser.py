@@ -18,6 +18,7 @@ from codesign.ir.cascade import (
 )
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
+from codesign.ir.groups import FusedGroup, GroupKind
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 from codesign.ir.printer import PRECEDENCE
 
@@ -103,10 +104,43 @@ class _Parser:
             tensors.append(self.tensor())
         shapes = {t.name: t.shape for t in tensors}
         einsums: list[Einsum] = []
+        groups: list[FusedGroup] = []
         while not self.accept("}"):
-            einsums.append(self.einsum(shapes))
+            if self.tok.text == "group" and self.peek().kind == "ident":
+                groups.append(self.group())
+            else:
+                einsums.append(self.einsum(shapes))
         self.take(kind="eof")
-        return Cascade(name, tuple(tensors), tuple(einsums))
+        return Cascade(name, tuple(tensors), tuple(einsums), tuple(groups))
+
+    def group(self) -> FusedGroup:
+        """``group NAME (KIND) [e1, e2] on_chip [t1]`` (see `codesign.ir.groups`)."""
+        self.take("group")
+        name = self.take(kind="ident").text
+        self.take("(")
+        kind_tok = self.take(kind="ident")
+        kinds = {k.value: k for k in GroupKind}
+        if kind_tok.text not in kinds:
+            raise InputError(
+                f"line {kind_tok.line}: unknown group kind {kind_tok.text!r} "
+                f"(known: {', '.join(kinds)})"
+            )
+        self.take(")")
+        einsums = self.name_list()
+        on_chip: tuple[str, ...] = ()
+        if self.tok.text == "on_chip" and self.peek().text == "[":
+            self.take("on_chip")
+            on_chip = self.name_list()
+        return FusedGroup(name, kinds[kind_tok.text], einsums, on_chip)
+
+    def name_list(self) -> tuple[str, ...]:
+        self.take("[")
+        names: list[str] = []
+        while not self.accept("]"):
+            if names:
+                self.take(",")
+            names.append(self.take(kind="ident").text)
+        return tuple(names)
 
     def tensor(self) -> TensorSpec:
         role = _ROLES[self.take(kind="ident").text]

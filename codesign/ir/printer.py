@@ -19,6 +19,7 @@ import math
 
 from codesign.ir.cascade import Cascade, Einsum, Quantization, Sparsity, TensorSpec
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, Select, Unary
+from codesign.ir.groups import format_group
 from codesign.ir.index import Affine, FloorDiv, IndexExpr, Mod
 
 # Binding strength of infix operators: larger binds tighter.
@@ -163,5 +164,6 @@ def print_cascade(cascade: Cascade) -> str:
     lines = [f"cascade {cascade.name} {{"]
     lines += [f"  {format_tensor(t)}" for t in cascade.tensors]
     lines += [f"  {format_einsum(e, cascade)}" for e in cascade.einsums]
+    lines += [f"  {format_group(g)}" for g in cascade.groups]
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import numpy as np
 
 from codesign.ir.cascade import Cascade, Einsum, Role, SparseFormat, TensorSpec
 from codesign.ir.expr import Access, walk
+from codesign.ir.groups import group_errors
 from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
 from codesign.ir.printer import print_cascade
 from codesign.ir.recurrence import Recurrence, RecurrenceError, recurrence_of
@@ -68,6 +69,14 @@ def verify(cascade: Cascade) -> None:
                 raise VerifyError(
                     f"tensor {tensor.name}: producers write {count} elements, it has {tensor.size}"
                 )
+    _check_groups(cascade)
+
+
+def _check_groups(cascade: Cascade) -> None:
+    """Fused-group invariants (`codesign.ir.groups`); the first broken one is raised."""
+    errors = group_errors(cascade)
+    if errors:
+        raise VerifyError(errors[0])
 
 
 def _check_tensors(cascade: Cascade) -> None:

@@ -254,6 +254,7 @@ class CanonicalizeOptions:
     fold: bool = True  # algebraic identities and constant folding in bodies
     views: bool = True  # compose view chains, forward identity views
     dead: bool = True  # remove dead Einsums and unused tensors
+    chains: bool = True  # fold chains of elementwise Einsums into one (passes/fold_chains.py)
 
 
 def simplify_body(einsum: Einsum) -> Einsum:
@@ -263,10 +264,14 @@ def simplify_body(einsum: Einsum) -> Einsum:
 
 @register_pass("canonicalize", CanonicalizeOptions)
 def canonicalize(cascade: Cascade, options: CanonicalizeOptions, context: PassContext) -> Cascade:
-    """Fold x*1, x+0, constants; compose view chains (affine); drop dead Einsums/tensors."""
+    """Fold x*1, x+0, constants and elementwise chains; compose views; drop dead code."""
     if options.fold:
         cascade = cascade.replace_einsums(tuple(simplify_body(e) for e in cascade.einsums))
     rules = (VIEW_RULES if options.views else ()) + (DEAD_RULES if options.dead else ())
+    if options.chains:  # first, so fusion sees one epilogue Einsum per chain
+        from codesign.passes.fold_chains import CHAIN_RULES
+
+        rules = CHAIN_RULES + rules
     cascade = rewrite_cascade(cascade, rules)
     return drop_unused_tensors(cascade) if options.dead else cascade
 

@@ -17,6 +17,7 @@ import numpy as np
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Quantization, Role, TensorSpec
 from codesign.ir.dtypes import DType
+from codesign.ir.groups import carry_groups
 from codesign.ir.interpreter import interpret
 from codesign.ir.verify import VerifyError, verify
 from codesign.passes.pipeline import PassContext, Pipeline, lookup_pass, parse_pipeline
@@ -170,7 +171,7 @@ def run_pipeline(
     for item in pipeline.passes:
         registered = lookup_pass(item.name)
         start = time.perf_counter()
-        result = registered.run(current, item.options, context)
+        result = carry_groups(current, registered.run(current, item.options, context))
         seconds = time.perf_counter() - start
         if verify_each:
             try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from codesign.ir.cascade import Cascade
 from codesign.sim.cost import EinsumKind, EinsumResult, HardwareModel
+from codesign.sim.fused import GroupResult, price_groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +23,14 @@ class CascadeResult:
     einsums: tuple[EinsumResult, ...]
     family: str = ""
     area_mm2: float | None = None
+    groups: tuple[GroupResult, ...] = ()  # fused groups (sim/fused.py), one block each
 
     @property
     def cycles(self) -> float:
-        return sum(e.cost.cycles for e in self.einsums)
+        """Blocks run one after another: ungrouped Einsums, then each fused group as one."""
+        grouped = {n for g in self.groups for n in g.einsums}
+        alone = sum(e.cost.cycles for e in self.einsums if e.name not in grouped)
+        return alone + sum(g.cycles for g in self.groups)
 
     @property
     def energy_pj(self) -> float:
@@ -75,4 +80,8 @@ def map_cascade(
         if progress is not None:
             progress(einsum.name)
         results.append(model.evaluate(einsum, cascade, hw))
-    return CascadeResult(cascade.name, name, clock_ghz, tuple(results), family, model.area_mm2(hw))
+    area = model.area_mm2(hw)
+    if not cascade.groups:
+        return CascadeResult(cascade.name, name, clock_ghz, tuple(results), family, area)
+    priced, groups = price_groups(cascade, results, hw)  # fused groups: one block each
+    return CascadeResult(cascade.name, name, clock_ghz, priced, family, area, groups)

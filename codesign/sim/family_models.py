@@ -10,7 +10,9 @@
 * `FixedScheduleModel` -- hardware whose dataflow fixes the schedule (bit-serial PE arrays,
   LUT/MMA tensor-core GPUs): the family's own per-Einsum pricing, nothing searched;
 * `DeviceRooflineModel` -- GPU/CPU roofline devices: time = max(compute, traffic per level);
-* `PiumaRooflineModel` -- PIUMA: the same roofline over its pipelines' issue rate and DRAM.
+* `PiumaRooflineModel` -- PIUMA: the same roofline over its pipelines' issue rate and DRAM;
+* `AttentionArrayModel` -- FuseMax/FLAT 2D + 1D PE arrays: each Einsum one kernel, bound to
+  an array as in `codesign.sim.fusemax` (`codesign.sim.attention_array`).
 
 Views cost nothing anywhere (they fold into their consumers' addressing).
 """
@@ -36,6 +38,7 @@ from codesign.mapper.mapping import Mapping, check_mapping
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
+from codesign.sim.attention_array import AttentionArrayModel
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
 from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost
@@ -337,8 +340,13 @@ def piuma_model(options: CostOptions) -> PiumaRooflineModel:
     return PiumaRooflineModel(options)
 
 
+def attention_array_model(options: CostOptions) -> AttentionArrayModel:
+    _only_analytical(options, "attention_array")
+    return AttentionArrayModel()
+
+
 __all__ = [
     "ANALYTICAL", "CYCLE", "CostOptions", "DeviceRooflineModel", "FixedScheduleModel",
-    "PiumaRooflineModel", "SpatialModel", "bitserial_model", "device_model", "piuma_model",
-    "spatial_model", "tensor_core_model",
+    "PiumaRooflineModel", "SpatialModel", "attention_array_model", "bitserial_model",
+    "device_model", "piuma_model", "spatial_model", "tensor_core_model",
 ]  # fmt: skip

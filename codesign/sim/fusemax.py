@@ -154,10 +154,11 @@ class Priced:
     on_2d: bool
 
 
-def bind(cascade: Cascade, hw: AttentionArray) -> tuple[Priced, ...]:
-    """Each Einsum with its operations and array (see the module docstring)."""
-    dims = rank_dims(cascade, KEY_RANK)
-    keys = count_passes(cascade, KEY_RANK).extent
+def bind(cascade: Cascade, hw: AttentionArray, rank: str = KEY_RANK) -> tuple[Priced, ...]:
+    """Each Einsum with its operations and array (see the module docstring); `rank`: the key
+    rank (FuseMax's cascades call it M)."""
+    dims = rank_dims(cascade, rank)
+    keys = count_passes(cascade, rank).extent
     out: list[Priced] = []
     for einsum in cascade.einsums:
         ops = einsum_ops(einsum)
@@ -170,13 +171,16 @@ def bind(cascade: Cascade, hw: AttentionArray) -> tuple[Priced, ...]:
     return tuple(out)
 
 
-def _cycles(p: Priced, array: PeArray) -> float:
+def array_cycles(p: Priced, array: PeArray) -> float:
+    """Cycles `p` keeps `array` busy: its operations x issue cycles over the PEs (FLAT's 1D
+    chain: one point per PE per cycle)."""
     if array.point_per_cycle:
         return p.einsum.points / array.pes
     return sum(n * array.cycles_of(op) for op, n in p.ops) / array.pes
 
 
-def _op_energy_pj(p: Priced, array: PeArray) -> float:
+def op_energy_pj(p: Priced, array: PeArray) -> float:
+    """Energy (pJ) of `p`'s operations on `array` and their register-file accesses."""
     ops = sum(n for _, n in p.ops)
     compute = sum(n * array.energy_of(op) for op, n in p.ops)
     return compute + ops * array.rf_accesses_per_op * array.rf_access_pj
@@ -244,9 +248,9 @@ def evaluate_attention(design: Design, model: Transformer, seq: int, hw: Attenti
     """Cycles, energy and utilization of one attention layer (all heads, the whole batch)."""
     cascade = cascade_for(design, model, seq, hw)
     priced = bind(cascade, hw)
-    c2d = sum(_cycles(p, hw.array_2d) for p in priced if p.on_2d)
-    c1d = sum(_cycles(p, hw.array_1d) for p in priced if not p.on_2d)
-    energy = sum(_op_energy_pj(p, hw.array_2d if p.on_2d else hw.array_1d) for p in priced)
+    c2d = sum(array_cycles(p, hw.array_2d) for p in priced if p.on_2d)
+    c1d = sum(array_cycles(p, hw.array_1d) for p in priced if not p.on_2d)
+    energy = sum(op_energy_pj(p, hw.array_2d if p.on_2d else hw.array_1d) for p in priced)
     per_cycle = hw.dram_bytes_per_cycle
     if design is Design.UNFUSED:
         dram = 0.0
@@ -256,7 +260,7 @@ def evaluate_attention(design: Design, model: Transformer, seq: int, hw: Attenti
             moved += _bytes(cascade, p.einsum.output.tensor)
             dram += moved
             array = hw.array_2d if p.on_2d else hw.array_1d
-            cycles += max(_cycles(p, array), moved / per_cycle)
+            cycles += max(array_cycles(p, array), moved / per_cycle)
         rows = cascade.tensor("Q").shape[2]
         buffer_words = 2.0 * dram / hw.word_bytes
     else:
@@ -303,6 +307,7 @@ def combine(attention: Cost, linear: Cost) -> Cost:
 
 
 __all__ = [
-    "Cost", "Design", "Transformer", "attention_cascade", "bind", "cascade_for", "combine",
-    "einsum_ops", "evaluate_attention", "evaluate_linear", "fused_traffic",
+    "Cost", "Design", "Priced", "Transformer", "array_cycles", "attention_cascade", "bind",
+    "cascade_for", "combine", "einsum_ops", "evaluate_attention", "evaluate_linear",
+    "fused_traffic", "op_energy_pj",
 ]  # fmt: skip

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from codesign.sim.cascade import CascadeResult
+from codesign.sim.fused import GroupResult
 
 
 def result_dict(result: CascadeResult) -> dict[str, Any]:
@@ -31,6 +32,7 @@ def result_dict(result: CascadeResult) -> dict[str, Any]:
         "model": result.model,
         "arch": result.arch,
         "einsums": rows,
+        "groups": [group_dict(g) for g in result.groups],
         "total": {
             "cycles": result.cycles,
             "energy_pj": result.energy_pj,
@@ -61,6 +63,24 @@ def figures_of_merit(
         "power_w": energy_j / latency_s if latency_s > 0 else None,
         "perf_per_area_inf_per_s_mm2": per_s / area_mm2 if per_s and area_mm2 > 0 else None,
         "perf_per_w_inf_per_j": 1.0 / energy_j if energy_j > 0 else None,
+    }
+
+
+def group_dict(group: GroupResult) -> dict[str, Any]:
+    """One fused group of the ``--json`` document (sim/fused.py)."""
+    return {
+        "name": group.name,
+        "kind": group.kind,
+        "einsums": list(group.einsums),
+        "on_chip": list(group.on_chip),
+        "on_chip_level": group.on_chip_level,
+        "cycles": group.cycles,
+        "energy_pj": group.energy_pj,
+        "macs": group.macs,
+        "backing_accesses": group.backing_accesses,
+        "reuse_macs_per_backing_access": group.reuse if group.backing_accesses else None,
+        "saved_energy_pj": group.saved_energy_pj,
+        "epilogue_loads_pj": group.epilogue_loads_pj,
     }
 
 

@@ -4,7 +4,9 @@ on a spatial architecture.
 Model (documented in docs/hwmodels.md, "Non-MAC Einsums"): every PE executes one body or
 reduction op per cycle, so ``compute_cycles = ceil(ops / PEs)``; each tensor's compulsory
 footprint (`codesign.ir.stats`) crosses the outermost level (DRAM) once — inputs read, the
-output written — so ``dram_cycles = words / bandwidth``; cycles are the larger of the two.
+output written — so ``dram_cycles = words / bandwidth``, words counted as the MAC nests count
+them (`array_words`: one per element when the dtype is wider than the word, packed when
+narrower); cycles are the larger of the two.
 Energy is one MAC-energy per op (an ALU op costs about a MAC of the same width; a conservative
 choice) plus the DRAM per-word read/write energy.  Views (transpose, reshape, slice, concat
 pieces) are free: they are folded into the address generation of their consumer, as layout
@@ -23,6 +25,16 @@ from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 VIEW_BOUND = "view"
 
 
+def array_words(cascade: Cascade, tensor: str, nbytes: int, word_bits: int) -> float:
+    """Backing-store words of `nbytes` of `tensor` as the MAC nests count them (issue 11, item
+    5): one array word per element for a tensor wider than the word (an unquantized f32 model on
+    an int8 array is priced at the array word, contractions and epilogues alike); packed at its
+    storage width when narrower (a pipeline's int4 codes)."""
+    bits = cascade.tensor(tensor).dtype.bits if cascade.has_tensor(tensor) else 8
+    elements = nbytes * 8 / bits
+    return elements if bits >= word_bits else elements * bits / word_bits
+
+
 def vector_cost(einsum: Einsum, cascade: Cascade, arch: Arch) -> Cost:
     """Price a non-MAC Einsum on `arch` (see the module docstring)."""
     stats = einsum_stats(einsum, cascade)
@@ -35,7 +47,7 @@ def vector_cost(einsum: Einsum, cascade: Cascade, arch: Arch) -> Cost:
     actions: list[TensorActions] = []
     read_words = write_words = 0.0
     for tensor, nbytes in stats.tensor_bytes:
-        words = nbytes * 8 / dram.word_bits
+        words = array_words(cascade, tensor, nbytes, dram.word_bits)
         is_out = tensor == einsum.output.tensor
         reads, fills = (0.0, words) if is_out else (words, 0.0)
         energy = reads * dram.read_energy_pj + fills * dram.write_energy_pj

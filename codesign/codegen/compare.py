@@ -1,0 +1,229 @@
+"""`codesign bench` as a library: TVM kernels (untuned and tuned) beside the host roofline and
+the peer runtimes (onnxruntime, torch eager), on the same machine and the same inputs.
+
+    result = bench_model(cascade, device, BenchOptions(model_path=Path("cnn.onnx"), tune_trials=32))
+
+Per kernel (one fused group or Einsum, `codesign.codegen.groups`): the roofline prediction of
+that kernel (the roofline is given the same fused groups) and the measured median of each TVM
+variant.  Per model: the sum of the kernel medians of each TVM variant, the roofline total,
+and each peer's whole-model median.  Measurements are interleaved (TVM variants and peers take
+turns, `rounds` times) so a load change on a shared machine hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from codesign.errors import InputError
+from codesign.ir.cascade import Cascade
+
+if TYPE_CHECKING:
+    from codesign.hwmodels.gpu import Device
+
+UNTUNED = "tvm"
+TUNED = "tvm-tuned"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What to compare.  `tune_trials` > 0 adds the MetaSchedule-tuned build (database in
+    `tuning_dir`, reused); `peers` are names of `codesign.codegen.peers.PEERS` (they need the
+    model as an ONNX file, `model_path`); `repeat` timed runs per kernel and per peer model run
+    in each of `rounds` interleaved rounds."""
+
+    model_path: Path | None = None
+    tune_trials: int = 0
+    tuning_dir: Path | None = None
+    peers: tuple[str, ...] = ("onnxruntime", "torch")
+    repeat: int = 10
+    rounds: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KernelBench:
+    """One kernel: its Einsums, the roofline prediction (None: a concat copy or a free view)
+    and each TVM variant's median in seconds."""
+
+    symbol: str
+    einsums: tuple[str, ...]
+    predicted_s: float | None
+    bound: str
+    measured_s: tuple[tuple[str, float], ...]  # (variant, median seconds)
+
+    def ratio(self, variant: str) -> float | None:
+        """measured / predicted for `variant` (None without a prediction)."""
+        measured = dict(self.measured_s).get(variant)
+        if not self.predicted_s or measured is None:
+            return None
+        return measured / self.predicted_s
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    model: str
+    hw: str
+    kernels: tuple[KernelBench, ...]
+    variants: tuple[str, ...]
+    model_s: tuple[tuple[str, float | None], ...]  # variant or peer -> whole-model median
+    peer_notes: tuple[tuple[str, str], ...]
+    predicted_total_s: float
+
+    def median_ratio(self, variant: str) -> float:
+        """Median over kernels with a prediction of measured/predicted (nan if none)."""
+        ratios = [r for k in self.kernels if (r := k.ratio(variant)) is not None]
+        return statistics.median(ratios) if ratios else math.nan
+
+
+def roofline_groups(cascade: Cascade, groups: Sequence[Sequence[str]]):  # noqa: ANN201
+    """The fused groups as the roofline's KernelGroups (one roofline row per TVM kernel)."""
+    from codesign.sim.roofline import KernelGroup  # noqa: PLC0415
+
+    return tuple(
+        KernelGroup(group[0], cascade.einsum(group[0]).op or group[0], tuple(group))
+        for group in groups
+    )
+
+
+def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> BenchResult:
+    """Compile, run and time `cascade` (see the module docstring)."""
+    from codesign.codegen.groups import default_groups  # noqa: PLC0415
+    from codesign.codegen.peers import PEERS  # noqa: PLC0415
+    from codesign.codegen.schedules import ScheduleOptions  # noqa: PLC0415
+    from codesign.codegen.tvm import benchmark, compile_cascade  # noqa: PLC0415
+    from codesign.ir.inputs import sample_inputs  # noqa: PLC0415
+    from codesign.sim.roofline import RooflineOptions, analyze  # noqa: PLC0415
+
+    unknown = [p for p in options.peers if p not in PEERS]
+    if unknown:
+        raise InputError(f"unknown peer {unknown[0]!r} (known: {', '.join(PEERS)})")
+    if options.repeat < 1 or options.rounds < 1:
+        raise InputError("bench: --repeat and --rounds must be at least 1")
+    groups = default_groups(cascade)
+    builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups)}
+    if options.tune_trials > 0:
+        tuning = ScheduleOptions(trials=options.tune_trials, work_dir=options.tuning_dir)
+        builds[TUNED] = compile_cascade(
+            cascade, "llvm", "metaschedule", options=tuning, groups=groups
+        )
+    inputs = sample_inputs(cascade, options.seed)
+    peer_inputs = {t.name: np.asarray(inputs[t.name]) for t in cascade.inputs}
+    use_peers = options.peers if options.model_path is not None else ()
+    notes: dict[str, str] = {}
+    if options.model_path is None and options.peers:
+        notes = {p: "model is not an ONNX file" for p in options.peers}
+    elif options.model_path is not None and options.model_path.suffix.lower() != ".onnx":
+        notes = {p: "model is not an ONNX file" for p in options.peers}
+        use_peers = ()
+    kernel_runs: dict[str, dict[str, list[float]]] = {v: {} for v in builds}
+    peer_runs: dict[str, list[float]] = {p: [] for p in use_peers}
+    for _ in range(options.rounds):  # interleaved: every contender once per round
+        for variant, build in builds.items():
+            for t in benchmark(build, inputs, repeat=options.repeat):
+                kernel_runs[variant].setdefault(t.symbol, []).extend(t.runs_s)
+        for peer in use_peers:
+            assert options.model_path is not None
+            result = PEERS[peer](options.model_path, peer_inputs, options.repeat)
+            if result.median_s is None:
+                notes[peer] = result.note
+            else:
+                peer_runs[peer].extend(result.runs_s)
+    report = analyze(cascade, device, RooflineOptions(groups=roofline_groups(cascade, groups)))
+    by_einsum = {e: r for r in report.rows for e in r.einsums}
+    kernels = []
+    for stage in builds[UNTUNED].lowered.stages:
+        row = next((by_einsum[e] for e in stage.einsums if e in by_einsum), None)
+        measured = tuple(
+            (v, statistics.median(runs[stage.symbol])) for v, runs in kernel_runs.items()
+        )
+        bound = row.bound if row is not None else ("combine" if not stage.einsum else "view")
+        kernels.append(
+            KernelBench(
+                stage.symbol, stage.einsums, row.time_s if row is not None else None, bound,
+                measured,
+            )
+        )  # fmt: skip
+    model_s: list[tuple[str, float | None]] = [
+        (v, sum(statistics.median(r) for r in runs.values())) for v, runs in kernel_runs.items()
+    ]
+    model_s += [(p, statistics.median(r) if r else None) for p, r in peer_runs.items()]
+    model_s += [(p, None) for p in options.peers if p not in peer_runs]
+    return BenchResult(
+        model=cascade.name,
+        hw=device.name,
+        kernels=tuple(kernels),
+        variants=tuple(builds),
+        model_s=tuple(model_s),
+        peer_notes=tuple(sorted(notes.items())),
+        predicted_total_s=report.totals.time_s,
+    )
+
+
+def result_dict(result: BenchResult) -> dict[str, object]:
+    """JSON-ready form of `result`."""
+    return {
+        "model": result.model,
+        "hw": result.hw,
+        "variants": list(result.variants),
+        "kernels": [
+            {
+                "symbol": k.symbol,
+                "einsums": list(k.einsums),
+                "predicted_s": k.predicted_s,
+                "bound": k.bound,
+                "measured_s": dict(k.measured_s),
+                "ratio": {v: k.ratio(v) for v in result.variants},
+            }
+            for k in result.kernels
+        ],
+        "model_s": dict(result.model_s),
+        "predicted_total_s": result.predicted_total_s,
+        "median_ratio": {
+            v: None if math.isnan(m := result.median_ratio(v)) else m for v in result.variants
+        },
+        "peer_notes": dict(result.peer_notes),
+    }
+
+
+def plot(result: BenchResult, path: Path) -> Path:
+    """Two panels: per kernel, predicted vs each TVM variant (µs, log scale); per model, the
+    roofline total, each TVM variant and each peer.  Written atomically (PNG/SVG by suffix)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    names = [k.symbol.removeprefix("cs_") for k in result.kernels]
+    series = [("roofline", [k.predicted_s or 0.0 for k in result.kernels])]
+    series += [(v, [dict(k.measured_s)[v] for k in result.kernels]) for v in result.variants]
+    width = 0.8 / len(series)
+    for s, (label, values) in enumerate(series):
+        xs = [i + s * width for i in range(len(names))]
+        left.bar(xs, [v * 1e6 for v in values], width, label=label)
+    left.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=60,
+                    ha="right", fontsize=7)  # fmt: skip
+    left.set_yscale("log")
+    left.set_ylabel("time per kernel (µs)")
+    left.set_title(f"{result.model} on {result.hw}: kernels")
+    left.legend(fontsize=8)
+    totals = [("roofline", result.predicted_total_s)]
+    totals += [(name, s) for name, s in result.model_s if s is not None]
+    right.bar([n for n, _ in totals], [s * 1e6 for _, s in totals], color="tab:gray")
+    right.set_ylabel("time per inference (µs)")
+    right.set_title("model")
+    right.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

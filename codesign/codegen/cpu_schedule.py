@@ -1,0 +1,358 @@
+"""The default CPU schedule of one kernel (PrimFunc), without tuning.
+
+A kernel is one Einsum or one fused group (`codesign.codegen.groups`).  Its *main* block (the
+contraction of a group, else its only block) is scheduled; element-wise blocks around it are
+inlined, and the last epilogue (bias, activation, residual) is computed per output tile, right
+after the tile's accumulation, so the tile is still in registers or L1.
+
+Contractions (a reduction with an operand that does not depend on some output variable, as a
+matmul's ``A[m, k]`` does not depend on ``n``) get a register-blocked micro-kernel:
+
+* the *vector* variable is the innermost output variable (contiguous in the output); its tile
+  is two vector registers wide (`Micro.vector_tile`, from the target's vector width);
+* the *row* variable is another output variable that some operand does not depend on; its
+  tile (`Micro.row_tile`) is unrolled, so the accumulator tile is ``row x vector`` values held
+  in registers (a ``local`` cache-write block), stored once after the whole reduction;
+* an operand that depends on the vector variable but not as its innermost, contiguous
+  dimension (a transposed weight ``W[n, k]``), or one larger than L1, is packed inside the
+  kernel into panels ``[v // tile, ..., v % tile]``, so the micro-kernel streams it
+  contiguously (the packing reads it once per call);
+* all other output tiles are fused into one ``parallel`` loop, vector tile outermost, so one
+  packed panel stays in L2 while every row tile passes over it.
+
+Everything else (element-wise kernels, reductions such as softmax or a mean) is tiled: the outer
+output loops fused and parallel, the innermost output loop vectorised.  Tile sizes given in
+`tiles` (per IR iteration variable, e.g. from the mapper) override the defaults; sizes are
+snapped down to divisors of the extents, so there are no tail loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from codesign.codegen.te_lower import PAD_SUFFIX, Stage
+
+if TYPE_CHECKING:
+    from tvm.target import Target
+
+# Operands above this many bytes are packed into vector panels (about L1; smaller ones stay
+# resident in L1 anyway, and packing would only add a copy).
+PACK_MIN_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Micro:
+    """Register tile of the contraction micro-kernel, in elements.
+
+    `lanes` is the vector width in f32 elements; the accumulator tile is ``row_tile`` rows by
+    ``vector_tile`` columns (``row_tile * vector_tile / lanes`` vector registers: 16 of AVX-512's
+    32 with the defaults).
+    """
+
+    lanes: int
+    vector_tile: int
+    row_tile: int
+
+
+def micro_for(target: Target) -> Micro:
+    """The micro-kernel shape for `target` (AVX-512: 32 x 8, AVX2: 16 x 8, else 8 x 4)."""
+    from tvm.target import codegen  # noqa: PLC0415
+
+    with target:
+        bits = int(codegen.llvm_get_vector_width(target))
+    lanes = max(4, bits // 32)
+    return Micro(lanes, 2 * lanes, 8 if lanes >= 8 else 4)
+
+
+def snap_tile(extent: int, tile: int) -> int:
+    """Largest divisor of `extent` not above `tile` (at least 1)."""
+    tile = max(1, min(tile, extent))
+    while extent % tile:
+        tile -= 1
+    return tile
+
+
+def schedule_stage(stage: Stage, tiles: Mapping[str, int], micro: Micro):  # noqa: ANN201
+    """The stage's PrimFunc scheduled for the CPU (see the module docstring)."""
+    import tvm  # noqa: PLC0415
+
+    sch = tvm.s_tir.Schedule(stage.func)
+    main = sch.get_sblock(stage.block)
+    epilogue = _inline_around(sch, stage.block)
+    names = _loop_names(stage, len(sch.get_loops(main)))
+    plan = _contraction_plan(sch, main, names, tiles, micro)
+    if plan is not None:
+        anchor = _micro_kernel(sch, main, plan, micro)
+    else:
+        anchor = _tiled(sch, main, names, tiles, micro)
+    if epilogue is not None and anchor is not None:
+        sch.reverse_compute_at(epilogue, anchor)
+        _vectorize_innermost(sch, epilogue)
+    elif epilogue is not None:
+        _tile_elementwise(sch, epilogue, micro)
+    return sch.mod["main"].with_attr("global_symbol", stage.symbol)
+
+
+def _inline_around(sch: Any, main_name: str) -> Any | None:
+    """Inline every block but the main one and the last one; returns the last block when it is
+    not the main block (the epilogue to compute per tile), else None.
+
+    A block that cannot be inlined (not element-wise) stays as its own loop nest.
+    """
+    blocks = [b for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    names = [sch.get(b).name_hint for b in blocks]
+    for block, name in zip(blocks[:-1], names[:-1], strict=True):
+        if name == main_name:
+            continue
+        if name.endswith(PAD_SUFFIX):  # inlining would bring the bounds test back
+            _tile_elementwise(sch, block, None)
+            continue
+        try:
+            sch.compute_inline(block)
+        except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the nest
+            _tile_elementwise(sch, block, None)
+    return None if names[-1] == main_name else blocks[-1]
+
+
+def _loop_names(stage: Stage, count: int) -> tuple[str, ...]:
+    names = stage.loop_vars
+    return names if len(names) == count else ("",) * count
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Loop positions (in the block's iteration order) of the micro-kernel's variables."""
+
+    spatial: tuple[int, ...]
+    reduced: tuple[int, ...]
+    extents: tuple[int, ...]
+    vector: int
+    row: int
+    vector_tile: int
+    row_tile: int
+    pack: tuple[tuple[int, int], ...]  # (read-buffer index, dimension of the vector var)
+
+
+def _contraction_plan(
+    sch: Any, block: Any, names: tuple[str, ...], tiles: Mapping[str, int], micro: Micro
+) -> _Plan | None:
+    """The micro-kernel plan of a contraction block, or None for any other block."""
+    stmt = sch.get(block)
+    iters = stmt.iter_vars
+    if len(sch.get_loops(block)) != len(iters):
+        return None
+    spatial = tuple(k for k, it in enumerate(iters) if int(it.iter_type) == 0)
+    reduced = tuple(k for k, it in enumerate(iters) if int(it.iter_type) != 0)
+    if not reduced or len(spatial) < 2:
+        return None
+    extents = tuple(int(it.dom.extent) for it in iters)
+    vector = spatial[-1]
+    uses = [_read_uses(read, iters) for read in stmt.reads]
+    # the row variable: an output variable read by an operand that does not read the vector
+    # variable (broadcast along the vector), while another operand reads the vector variable
+    # but not it (one vector load serves every row)
+    rows = [
+        k for k in spatial[:-1]
+        if extents[k] > 1
+        and any(k in used and vector not in used for used, _ in uses)
+        and any(vector in used and k not in used for used, _ in uses)
+    ]  # fmt: skip
+    if not rows or extents[vector] < 4:
+        return None
+    row = max(rows, key=lambda k: (extents[k] >= micro.row_tile, extents[k]))
+    vector_tile = snap_tile(extents[vector], tiles.get(names[vector], micro.vector_tile))
+    row_tile = snap_tile(extents[row], tiles.get(names[row], micro.row_tile))
+    pack = []
+    for index, (read, (used, dims)) in enumerate(zip(stmt.reads, uses, strict=True)):
+        if vector not in used:
+            continue
+        last = len(read.region) - 1
+        if dims.get(vector) is None:
+            # a window index such as q + s: contiguous when only the last dimension reads it
+            if _dims_reading(read, iters, vector) != [last]:
+                return None
+            continue
+        if dims[vector] != last or _region_bytes(read) > PACK_MIN_BYTES:
+            pack.append((index, dims[vector]))
+    return _Plan(spatial, reduced, extents, vector, row, vector_tile, row_tile, tuple(pack))
+
+
+def _read_uses(read: Any, iters: Any) -> tuple[set[int], dict[int, int]]:
+    """(iteration variables read, {variable: dimension} for dimensions that are one variable)."""
+    from tvm import tirx  # noqa: PLC0415
+    from tvm.tirx.analysis import undefined_vars  # noqa: PLC0415
+
+    variables = {it.var: k for k, it in enumerate(iters)}
+    used: set[int] = set()
+    dims: dict[int, int] = {}
+    for d, rng in enumerate(read.region):
+        found = [variables[v] for v in undefined_vars(rng.min) if v in variables]
+        used.update(found)
+        if len(found) == 1 and isinstance(rng.min, tirx.Var):
+            dims[found[0]] = d
+    return used, dims
+
+
+def _dims_reading(read: Any, iters: Any, k: int) -> list[int]:
+    from tvm.tirx.analysis import undefined_vars  # noqa: PLC0415
+
+    var = iters[k].var
+    return [
+        d for d, rng in enumerate(read.region)
+        if any(v.same_as(var) for v in undefined_vars(rng.min))
+    ]  # fmt: skip
+
+
+def _region_bytes(read: Any) -> int:
+    shape = [int(x) for x in read.source.shape]
+    size = 1
+    for n in shape:
+        size *= n
+    return size * tvm_dtype_bytes(str(read.source.dtype))
+
+
+def _micro_kernel(sch: Any, block: Any, plan: _Plan, micro: Micro) -> Any:
+    """Register-blocked contraction; returns the parallel loop (where epilogues go)."""
+    vt, rt = plan.vector_tile, plan.row_tile
+    others = [k for k in plan.spatial if k != plan.vector]
+
+    # the block's own iteration space becomes (vector outer, other outputs, reductions, vector
+    # inner), so packed panels are indexed by plain block variables (a floordiv of a vector
+    # lane index would become a gather)
+    def relayout(*v: Any) -> list[Any]:
+        return [v[plan.vector] // vt, *[v[k] for k in others],
+                *[v[k] for k in plan.reduced], v[plan.vector] % vt]  # fmt: skip
+
+    from tvm.tirx import IndexMap  # noqa: PLC0415
+
+    for index, dim in plan.pack:  # first: the relayout below then simplifies the panel index
+        _pack(sch, block, index, dim, vt)
+    index_map = IndexMap.from_func(relayout, ndim=len(plan.extents), index_dtype="int32")
+    sch.transform_block_layout(block, index_map)
+    loops = sch.get_loops(block)
+    v_outer, v_inner = loops[0], loops[-1]
+    spatial_loops = dict(zip(others, loops[1 : 1 + len(others)], strict=True))
+    reduced_loops = loops[1 + len(others) : -1]
+    row_outer, row_inner = spatial_loops[plan.row], None
+    if 1 < rt < plan.extents[plan.row]:
+        row_outer, row_inner = sch.split(spatial_loops[plan.row], [None, rt])
+    elif rt == plan.extents[plan.row] and rt > 1:
+        row_outer, row_inner = None, spatial_loops[plan.row]
+    outer = [v_outer] + [spatial_loops[k] for k in others if k != plan.row]
+    outer += [row_outer] if row_outer is not None else []
+    inner = [row_inner] if row_inner is not None else []
+    sch.reorder(*outer, *reduced_loops, *inner, v_inner)
+    par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    sch.parallel(par)
+    cache = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(cache, par)
+    if row_inner is not None:
+        sch.unroll(row_inner)
+    if vt > 1:
+        sch.vectorize(v_inner)
+    sch.decompose_reduction(block, reduced_loops[0])
+    _vectorize_innermost(sch, cache)
+    return par
+
+
+def _pack(sch: Any, block: Any, index: int, dim: int, tile: int) -> None:
+    """Copy read `index` of `block` into panels: dimension `dim` (the vector variable's) split
+    by `tile`, its outer part first and its inner part last (contiguous)."""
+    packed = sch.cache_read(block, index, "global")
+
+    def panel(*idx: Any) -> list[Any]:
+        rest = [x for d, x in enumerate(idx) if d != dim]
+        return [idx[dim] // tile, *rest, idx[dim] % tile]
+
+    sch.transform_layout(packed, ("write", 0), panel)
+    # walk the panel layout in order: contiguous writes (reads contiguous too when `dim` is the
+    # source's innermost dimension)
+    loops = sch.get_loops(packed)
+    outer, inner = sch.split(loops[dim], [None, tile])
+    rest = [loop for d, loop in enumerate(loops) if d != dim]
+    sch.reorder(outer, *rest, inner)
+    sch.parallel(outer)
+    sch.vectorize(inner)
+
+
+def _vectorize_innermost(sch: Any, block: Any) -> None:
+    loops = sch.get_loops(block)
+    extent = sch.get(loops[-1]).extent
+    if len(loops) and int(extent) > 1:
+        sch.vectorize(loops[-1])
+
+
+def _tile_elementwise(sch: Any, block: Any, micro: Micro | None) -> None:
+    """Outer loops fused and parallel, innermost loop vectorised (at most 64 lanes)."""
+    loops = sch.get_loops(block)
+    extents = [int(sch.get(loop).extent) for loop in loops]
+    if not loops:
+        return
+    inner_tile = snap_tile(extents[-1], 64)
+    if inner_tile > 1 and inner_tile < extents[-1]:
+        outer_last, inner_last = sch.split(loops[-1], [None, inner_tile])
+        loops = [*loops[:-1], outer_last, inner_last]
+    if len(loops) > 1:
+        par = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+        sch.parallel(par)
+    if inner_tile > 1:
+        sch.vectorize(loops[-1])
+
+
+def _tiled(
+    sch: Any, block: Any, names: tuple[str, ...], tiles: Mapping[str, int], micro: Micro
+) -> Any | None:
+    """Spatial outer loops (fused, parallel), reduced loops, spatial inner loops; the innermost
+    spatial loop is vectorised.  Returns the parallel loop (None when there is none)."""
+    loops = sch.get_loops(block)
+    iters = sch.get(block).iter_vars
+    if len(loops) != len(iters):
+        _tile_elementwise(sch, block, micro)
+        return None
+    spatial = [k for k, it in enumerate(iters) if int(it.iter_type) == 0]
+    reduced = [k for k, it in enumerate(iters) if int(it.iter_type) != 0]
+    extents = [int(it.dom.extent) for it in iters]
+    if not reduced:
+        _tile_elementwise(sch, block, micro)
+        return None
+    defaults = {k: 1 for k in range(len(loops))}
+    if spatial:
+        defaults[spatial[-1]] = micro.vector_tile
+    outer, inner = {}, {}
+    for k, loop in enumerate(loops):
+        want = tiles.get(names[k], defaults[k]) if names[k] else defaults[k]
+        tile = snap_tile(extents[k], want) if k in spatial else extents[k]
+        if tile == 1:
+            outer[k] = loop
+        elif tile == extents[k]:
+            inner[k] = loop
+        else:
+            outer[k], inner[k] = sch.split(loop, [None, tile])
+    order = (
+        [outer[k] for k in spatial if k in outer]
+        + [inner[k] for k in reduced if k in inner]
+        + [inner[k] for k in spatial if k in inner]
+    )
+    if len(order) > 1:
+        sch.reorder(*order)
+    par_loops = [outer[k] for k in spatial if k in outer]
+    par = None
+    if par_loops:
+        par = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
+        sch.parallel(par)
+    vec = spatial[-1] if spatial else None
+    if vec is not None and vec in inner and extents[vec] > 1:
+        sch.vectorize(inner[vec])
+    first = next((inner[k] for k in reduced if k in inner), None)
+    if first is not None:
+        sch.decompose_reduction(block, first)
+    return par
+
+
+def tvm_dtype_bytes(dtype: str) -> int:
+    """Bytes of one element of a TVM dtype name ("float32" -> 4, "bool" -> 1)."""
+    import numpy as np  # noqa: PLC0415
+
+    return 1 if dtype == "bool" else np.dtype(dtype).itemsize
