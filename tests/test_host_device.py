@@ -120,9 +120,10 @@ def test_roofline_cli_plots_the_cnn_on_eyeriss(tmp_path, capsys):
     assert any(r["bound"] == "shared_glb" for r in rows if r["label"] == "Relu")
 
 
-def test_roofline_of_a_non_spatial_family_is_a_one_line_error(capsys):
-    with pytest.raises(InputError, match="cannot be used by `roofline`.*taken by: map"):
-        load_hardware_card(str(ROOT / "examples" / "hw" / "ant_disc.yaml"), Command.ROOFLINE)
-    code = main(["roofline", CNN, "--hw", str(ROOT / "examples" / "hw" / "ant_disc.yaml")])
+def test_a_family_a_command_does_not_take_is_a_one_line_error(capsys):
+    with pytest.raises(InputError, match="cannot be used by `graph`.*taken by: map, roofline"):
+        load_hardware_card(str(ROOT / "examples" / "hw" / "ant_disc.yaml"), Command.GRAPH)
+    code = main(["graph", "bfs", "--hw", str(ROOT / "examples" / "hw" / "ant_disc.yaml"),
+                 "--graph", "rmat:scale=6"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -169,7 +169,8 @@ def test_registering_a_taken_name_is_refused() -> None:
 @pytest.mark.parametrize(
     ("command", "card", "ok"),
     [(Command.ROOFLINE, "a100", True), (Command.ROOFLINE, "eyeriss_like", True),
-     (Command.ROOFLINE, "lut_tc", False), (Command.GRAPH, "piuma", True),
+     (Command.ROOFLINE, "lut_tc", True), (Command.GRAPH, "piuma", True),
+     (Command.GRAPH, "lut_tc", False),
      (Command.GRAPH, "a100", False), (Command.BENCH, "bitmod_gen", False)],
 )  # fmt: skip
 def test_commands_take_the_families_that_declare_them(command, card, ok) -> None:

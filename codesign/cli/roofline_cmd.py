@@ -16,7 +16,7 @@ from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_pa
 from codesign.errors import InputError
 from codesign.hwmodels.gpu import Device
 from codesign.hwmodels.registry import Command, load_hardware_card
-from codesign.hwmodels.spatial_device import RooflineHardware, array_dtype
+from codesign.hwmodels.spatial_device import RooflineHardware
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
 from codesign.sim.roofline import (
@@ -64,8 +64,8 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
         "--hw",
         required=True,
         metavar="GPU|HW.yaml",
-        help="GPU preset (a100, a100-80g, h100, h100-pcie, rtx3090, l40), GPU/CPU YAML, or a "
-        "spatial-array YAML (types default to its MAC width)",
+        help="any hardware card or preset: GPU/CPU devices (a100, h100, ...), spatial arrays, "
+        "tensor-core GPUs, bit-serial arrays, PIUMA (types default to the card's precision)",
     )
     p.add_argument("--wbits", metavar="BITS|DTYPE", help="weight type: 16, 8, 4 or a dtype name")
     p.add_argument("--abits", metavar="BITS|DTYPE", help="activation type (default: the IR's)")
@@ -122,11 +122,12 @@ def _base_options(args: argparse.Namespace, cascade: Cascade, device: Device) ->
     return RooflineOptions(tf32=args.tf32)
 
 
-def roofline_hardware(hw: str) -> RooflineHardware:
-    """``--hw`` for the roofline: any card or preset whose family has a roofline device."""
+def roofline_hardware(hw: str, wbits: str | None = None) -> RooflineHardware:
+    """``--hw`` for the roofline: any card or preset whose family has a roofline device, its
+    peaks re-derived for the weight type `wbits` (``--wbits``; None: the card's own widths)."""
     loaded = load_hardware_card(hw, Command.ROOFLINE)
     assert loaded.family.roofline is not None  # Command.ROOFLINE in its commands
-    return loaded.family.roofline(loaded.hw)
+    return loaded.family.roofline(loaded.hw).for_weights(parse_dtype(wbits, "--wbits"))
 
 
 def price_cascade(
@@ -134,9 +135,8 @@ def price_cascade(
 ) -> tuple[Cascade, PhaseReport]:
     """One phase's cascade retyped by --wbits/--abits/--kvbits and priced on `hardware`."""
     device = hardware.device
-    default = array_dtype(hardware.arch) if hardware.arch is not None else None
-    weight = parse_dtype(args.wbits, "--wbits") or default
-    act = parse_dtype(args.abits, "--abits") or default
+    weight = parse_dtype(args.wbits, "--wbits") or hardware.weight_dtype
+    act = parse_dtype(args.abits, "--abits") or hardware.activation_dtype
     kv = parse_dtype(args.kvbits, "--kvbits") or act
     options = _options(args, cascade, device)
     if weight or act or kv:
@@ -149,7 +149,7 @@ def price_cascade(
 
 
 def build_report(args: argparse.Namespace) -> RooflineReport:
-    hardware = roofline_hardware(args.hw)
+    hardware = roofline_hardware(args.hw, args.wbits)
     device = hardware.device
     reports: list[PhaseReport] = []
     name = ""
@@ -231,7 +231,7 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     from codesign.cli.serving_opt import run_serving, serving_requested, write_serving
 
     if serving_requested(args):
-        hardware = roofline_hardware(args.hw)
+        hardware = roofline_hardware(args.hw, args.wbits)
         from codesign.sim.serving import roofline_pass
 
         serving = run_serving(

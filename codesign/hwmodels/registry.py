@@ -252,6 +252,7 @@ def _builtins() -> None:
     if _BUILTINS_REGISTERED:
         return
     _BUILTINS_REGISTERED.append(True)
+    from codesign.hwmodels import roofline_devices as roofs
     from codesign.hwmodels.arch import Arch
     from codesign.hwmodels.bitserial import BitSerialArray, BitSerialSpec, array_from_spec
     from codesign.hwmodels.fusemax import AttentionArray, AttentionArraySpec
@@ -273,14 +274,17 @@ def _builtins() -> None:
                _spatial_model, (), spatial_commands, suffixes=(".cfg",), parse=load_config,
                roofline=spatial_roofline, takes_mappings=True),
         Family("bitserial", BitSerialSpec, lambda s, p: array_from_spec(s, str(p)),
-               _bitserial_model, (BitSerialArray,), frozenset({Command.MAP}), ("bitserial",)),
+               _bitserial_model, (BitSerialArray,), frozenset({Command.MAP, Command.ROOFLINE}),
+               ("bitserial",), roofline=roofs.bitserial_roofline),
         Family("tensor_core", TensorCoreSpec, tensor_core_from_spec, _tensor_core_model,
-               (TensorCoreGpu,), frozenset({Command.MAP}), ("tensor_core",)),
+               (TensorCoreGpu,), frozenset({Command.MAP, Command.ROOFLINE}), ("tensor_core",),
+               roofline=roofs.tensor_core_roofline),
         Family("device", DeviceSpec, device_from_spec, _device_model, (Device,),
                frozenset({Command.MAP, Command.ROOFLINE, Command.BENCH}), ("gpu", "cpu"),
                roofline=device_roofline),
         Family("piuma", PiumaSpec, piuma_from_spec, _piuma_model, (PiumaArch,),
-               frozenset({Command.MAP, Command.GRAPH}), ("piuma",)),
+               frozenset({Command.MAP, Command.GRAPH, Command.ROOFLINE}), ("piuma",),
+               roofline=roofs.piuma_roofline),
         Family("attention_array", AttentionArraySpec, attention_array_build,
                _attention_array_model, (AttentionArray,), frozenset({Command.MAP}),
                ("attention_array",)),

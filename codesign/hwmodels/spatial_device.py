@@ -26,7 +26,8 @@ This is still a lower bound: reuse misses under a real mapping (``codesign map``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from codesign.hwmodels.arch import Arch, MemoryKind
 from codesign.hwmodels.gpu import Device, LevelKind, MemoryLevel, Precision
@@ -98,15 +99,33 @@ def device_from_arch(arch: Arch) -> Device:
 
 @dataclass(frozen=True, slots=True)
 class RooflineHardware:
-    """What ``--hw`` names for the roofline: a Device, plus the Arch it came from if spatial."""
+    """What ``--hw`` names for the roofline: a Device, plus what the card says about types.
+
+    ``arch``: the spatial Arch it came from (its keeps price each level).  ``weight_dtype`` /
+    ``activation_dtype``: the storage types the card's compute runs (``--wbits`` / ``--abits``
+    override them; None: the IR's).  ``at_weights``: for hardware whose peak depends on the
+    weight width (bit-serial PEs, LUT tensor cores), the device re-derived for weights stored
+    as a given type; None: the peaks do not depend on it.
+    """
 
     device: Device
     arch: Arch | None = None
+    weight_dtype: DType | None = None
+    activation_dtype: DType | None = None
+    at_weights: Callable[[DType], Device] | None = None
+
+    def for_weights(self, weight: DType | None) -> RooflineHardware:
+        """This hardware with its device re-derived for weights stored as `weight`."""
+        if weight is None or self.at_weights is None:
+            return self
+        return replace(self, device=self.at_weights(weight))
 
 
 def spatial_roofline(arch: Arch) -> RooflineHardware:
-    """A spatial array on the roofline: its `device_from_arch`, with the arch for its keeps."""
-    return RooflineHardware(device_from_arch(arch), arch)
+    """A spatial array on the roofline: its `device_from_arch`, with the arch for its keeps and
+    its MAC width as the default operand type."""
+    dtype = array_dtype(arch)
+    return RooflineHardware(device_from_arch(arch), arch, dtype, dtype)
 
 
 def device_roofline(device: Device) -> RooflineHardware:
