@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,29 @@ import numpy as np
 
 RTOL = 1e-4
 ATOL = 1e-5
+# TVM's ThreadGroup affinity mode kSpecifyThreadShareAllCore: every worker may run on any of
+# the given CPUs (not pinned one per core, so a core taken by another process stalls no worker)
+SHARE_ALL_CORES = -3
+
+
+def configure_threads(threads: int) -> int:
+    """Run TVM's parallel loops on `threads` worker threads in the calling Python thread, over
+    the CPUs this process may use; returns the count TVM now uses.
+
+    TVM keeps one worker pool per calling thread, sized when first used: from
+    ``TVM_NUM_THREADS`` / ``OMP_NUM_THREADS``, else ``hardware_concurrency() / 2`` on x86 (it
+    assumes two hyper-threads per core), i.e. ONE worker on a 2-vCPU VM.  Called before the
+    pool exists (the first kernel run in this thread), this sizes it; afterwards it can only
+    lower the count, so the result may be smaller than asked.
+    """
+    import tvm  # noqa: F401, PLC0415 - registers the runtime functions
+    import tvm_ffi  # noqa: PLC0415
+
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    # TVM sizes a new pool from the length of this list: one entry per thread
+    cpus = [str(allowed[i % len(allowed)]) for i in range(threads)]
+    tvm_ffi.get_global_func("runtime.config_threadpool")(SHARE_ALL_CORES, threads, cpus)
+    return int(tvm_ffi.get_global_func("runtime.NumThreads")())
 
 
 def run_stages(
@@ -133,7 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
     parser.add_argument("--bench", type=int, default=0, help="time each kernel N times")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="TVM worker threads (default: all allowed CPUs)"
+    )
     args = parser.parse_args(argv)
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    threads = allowed if args.threads is None else args.threads
+    if threads < 1:
+        print(f"--threads {threads}: must be at least 1", file=sys.stderr)
+        return 2
 
     import tvm  # noqa: PLC0415
 
@@ -143,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if not device.exist:
         print(f"no {kind} device on this machine", file=sys.stderr)
         return 2
+    if kind == "cpu":
+        print(f"TVM worker threads: {configure_threads(threads)}")
     module = tvm.runtime.load_module(str(args.dir / manifest["library"]))
     with np.load(args.dir / "inputs.npz") as data:
         values = {k: data[k] for k in data.files}

@@ -1,0 +1,97 @@
+"""TVM worker threads: the count is an explicit option, applied per calling thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
+
+from codesign.cli.main import main  # noqa: E402
+from codesign.codegen import runner  # noqa: E402
+from codesign.codegen.tvm import compile_cascade, use_threads  # noqa: E402
+from codesign.errors import InputError  # noqa: E402
+from codesign.frontends.layers import gemm  # noqa: E402
+from codesign.ir import DType  # noqa: E402
+
+MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
+
+
+def _in_fresh_thread(fn: Callable[[], object]) -> object:
+    """`fn()` in a new Python thread (TVM's worker pool is per calling thread, sized on first
+    use, so a fresh thread has none yet); re-raises what it raised."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_configure_threads_starts_that_many_workers_beyond_tvms_halved_default():
+    def grow() -> tuple[int, int]:
+        before = _os_threads()
+        got = runner.configure_threads(3)
+        return got, _os_threads() - before
+
+    got, spawned = _in_fresh_thread(grow)  # type: ignore[misc]
+    assert got == 3
+    assert spawned == 2  # the calling thread is worker 0
+
+
+def test_compiled_gemm_on_two_threads_equals_numpy_and_one_thread():
+    a = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((96, 128)).astype(np.float32)
+
+    def run(threads: int) -> np.ndarray:
+        compiled = compile_cascade(gemm(64, 128, 96, DType.F32), threads=threads)
+        assert compiled.threads == threads
+        return compiled.run({"A": a, "B": b})["Y"]
+
+    two, one = _in_fresh_thread(lambda: run(2)), _in_fresh_thread(lambda: run(1))
+    np.testing.assert_allclose(two, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(two, one)  # same tiles, same order per output element
+
+
+def test_growing_the_pool_after_the_first_kernel_is_an_input_error():
+    def grow_late() -> None:
+        use_threads(1)
+        use_threads(2)
+
+    with pytest.raises(InputError, match="threads 2: TVM's worker pool in this thread already"):
+        _in_fresh_thread(grow_late)
+
+
+def test_lowering_the_thread_count_after_the_first_kernel_is_allowed():
+    def shrink() -> int:
+        use_threads(2)
+        use_threads(1)
+        return runner.configure_threads(2)  # back up to the pool's size
+
+    assert _in_fresh_thread(shrink) == 2
+
+
+def test_zero_threads_is_an_input_error_and_the_cli_exits_2(capsys):
+    with pytest.raises(InputError, match="threads 0: must be at least 1"):
+        use_threads(0)
+    code = main(["bench", str(MODELS / "mlp.onnx"), "--threads", "0", "--peers", ""])
+    assert code == 2
+    assert "--threads 0: must be at least 1" in capsys.readouterr().err
