@@ -95,3 +95,38 @@ def test_zero_threads_is_an_input_error_and_the_cli_exits_2(capsys):
     code = main(["bench", str(MODELS / "mlp.onnx"), "--threads", "0", "--peers", ""])
     assert code == 2
     assert "--threads 0: must be at least 1" in capsys.readouterr().err
+
+
+# -- weights pre-packed once (not on every call) ---------------------------------------------
+
+
+def test_pack_panels_puts_element_i_of_dim_at_panel_i_div_tile_lane_i_mod_tile():
+    array = np.arange(6 * 3 * 4, dtype=np.float32).reshape(6, 3, 4)
+    packed = runner.pack_panels(array, dim=0, tile=2)
+    assert packed.shape == (3, 3, 4, 2) and packed.flags.c_contiguous
+    for i in range(6):
+        np.testing.assert_array_equal(packed[i // 2, :, :, i % 2], array[i])
+    packed = runner.pack_panels(array, dim=2, tile=4)
+    assert packed.shape == (1, 6, 3, 4)
+    np.testing.assert_array_equal(packed[0], array)
+
+
+def test_transposed_weight_is_a_prepacked_parameter_packed_from_the_given_values():
+    from codesign.frontends import load_model
+    from codesign.ir import interpret
+    from codesign.ir.inputs import sample_inputs
+
+    cascade = load_model(str(MODELS / "mlp.onnx"))
+    compiled = compile_cascade(cascade)
+    buffers = {b["name"]: b for b in compiled.manifest()["buffers"]}
+    packed = buffers["layers_0_weight@panels0x32"]
+    assert packed["packed_from"] == {"buffer": "layers_0_weight", "dim": 0, "tile": 32}
+    assert packed["shape"] == [256 // 32, 784, 32]
+    script = compiled.scheduled["cs_node_linear"].script()
+    assert "layers_0_weight_global" not in script  # no copy inside the kernel
+    inputs = dict(sample_inputs(cascade, 0))
+    weight = next(t for t in cascade.tensors if t.name == "layers_0_weight")
+    inputs["layers_0_weight"] = np.random.default_rng(3).standard_normal(weight.shape)
+    got, want = compiled.run(inputs), interpret(cascade, compiled.values(inputs))
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)

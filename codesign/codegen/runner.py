@@ -77,12 +77,26 @@ def allocate(
     tensors: dict[str, Any] = {}
     for buf in manifest["buffers"]:
         name, shape, dtype = buf["name"], tuple(buf["shape"]), buf["dtype"]
-        if name in values:
+        packed = buf.get("packed_from")
+        if packed is not None:  # a weight in panel layout, packed once here
+            source = np.asarray(values[packed["buffer"]], dtype=dtype)
+            array = pack_panels(source, int(packed["dim"]), int(packed["tile"]))
+            tensors[name] = tvm.runtime.tensor(array, device)
+        elif name in values:
             array = np.ascontiguousarray(np.asarray(values[name], dtype=dtype).reshape(shape))
             tensors[name] = tvm.runtime.tensor(array, device)
         else:
             tensors[name] = tvm.runtime.empty(shape, dtype, device)
     return tensors
+
+
+def pack_panels(array: np.ndarray, dim: int, tile: int) -> np.ndarray:
+    """`array` re-laid out in panels: dimension `dim` split into ``(n // tile, tile)``, the
+    outer part first and the inner part last, i.e. ``out[i // tile, ..., i % tile] =
+    array[..., i, ...]`` (the layout of `cpu_schedule`'s pre-packed weights)."""
+    shape = array.shape
+    split = array.reshape(*shape[:dim], shape[dim] // tile, tile, *shape[dim + 1 :])
+    return np.ascontiguousarray(np.moveaxis(np.moveaxis(split, dim, 0), dim + 1, -1))
 
 
 def time_stages(

@@ -26,6 +26,7 @@ import numpy as np
 
 from codesign.codegen import runner
 from codesign.codegen.groups import default_groups
+from codesign.codegen.manifest import manifest
 from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
 from codesign.codegen.te_lower import LoweredCascade, lower_cascade
 from codesign.errors import InputError
@@ -70,7 +71,7 @@ class CompiledCascade:
 
     def manifest(self) -> dict[str, Any]:
         """JSON-ready description of stages and buffers, read by the runner."""
-        return manifest(self.lowered, self.target)
+        return manifest(self.lowered, self.target, self.scheduled)
 
     def values(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Inputs plus weights (their `data` unless `inputs` overrides it), checked."""
@@ -135,29 +136,6 @@ class KernelTime:
     median_s: float
     runs_s: tuple[float, ...]
     einsums: tuple[str, ...] = ()
-
-
-def manifest(lowered: LoweredCascade, target: str) -> dict[str, Any]:
-    return {
-        "name": lowered.name,
-        "target": target,
-        "inputs": list(lowered.inputs),
-        "weights": list(lowered.weights),
-        "outputs": list(lowered.outputs),
-        "buffers": [
-            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
-        ],
-        "stages": [
-            {
-                "symbol": s.symbol,
-                "einsum": s.einsum,
-                "einsums": list(s.einsums),
-                "inputs": list(s.inputs),
-                "output": s.output,
-            }
-            for s in lowered.stages
-        ],
-    }
 
 
 def host_target() -> Target:
