@@ -71,7 +71,7 @@ def test_compiled_gemm_on_two_threads_equals_numpy_and_one_thread():
     np.testing.assert_array_equal(two, one)  # same tiles, same order per output element
 
 
-def test_growing_the_pool_after_the_first_kernel_is_an_input_error():
+def test_growing_a_pool_that_already_exists_is_an_input_error():
     def grow_late() -> None:
         use_threads(1)
         use_threads(2)
@@ -80,7 +80,7 @@ def test_growing_the_pool_after_the_first_kernel_is_an_input_error():
         _in_fresh_thread(grow_late)
 
 
-def test_lowering_the_thread_count_after_the_first_kernel_is_allowed():
+def test_lowering_and_regrowing_within_the_pool_size_is_allowed():
     def shrink() -> int:
         use_threads(2)
         use_threads(1)

@@ -39,9 +39,11 @@ def configure_threads(threads: int) -> int:
 
     TVM keeps one worker pool per calling thread, sized when first used: from
     ``TVM_NUM_THREADS`` / ``OMP_NUM_THREADS``, else ``hardware_concurrency() / 2`` on x86 (it
-    assumes two hyper-threads per core), i.e. ONE worker on a 2-vCPU VM.  Called before the
-    pool exists (the first kernel run in this thread), this sizes it; afterwards it can only
-    lower the count, so the result may be smaller than asked.
+    assumes two hyper-threads per core), i.e. ONE worker on a 2-vCPU VM.  The pool is created
+    by the first thread-count query or setting, or by the first parallel kernel when the
+    default is above one worker (with one, kernels run inline and create none).  Called before
+    the pool exists, this sizes it; afterwards it can only lower the count, so the result may
+    be smaller than asked.
     """
     import tvm  # noqa: F401, PLC0415 - registers the runtime functions
     import tvm_ffi  # noqa: PLC0415

@@ -161,9 +161,9 @@ def allowed_cpus() -> int:
 def use_threads(threads: int) -> None:
     """Run this thread's TVM kernels on `threads` workers (`runner.configure_threads`).
 
-    TVM's own default on x86 is half the hardware threads (one on a 2-vCPU VM).  Its pool can
-    grow only before the first kernel runs in the calling thread, so a larger count asked
-    later is an `InputError`.
+    TVM's own default on x86 is half the hardware threads (one on a 2-vCPU VM).  Its pool, one
+    per calling thread, can only grow before it exists (see `runner.configure_threads`), so a
+    count above an existing pool's size is an `InputError`.
     """
     if threads < 1:
         raise InputError(f"threads {threads}: must be at least 1")
@@ -171,7 +171,7 @@ def use_threads(threads: int) -> None:
     if got != threads:
         raise InputError(
             f"threads {threads}: TVM's worker pool in this thread already runs {got}; "
-            "set the thread count before the first kernel runs"
+            "set the largest thread count first (or run in a fresh thread)"
         )
 
 
