@@ -130,3 +130,22 @@ def test_transposed_weight_is_a_prepacked_parameter_packed_from_the_given_values
     got, want = compiled.run(inputs), interpret(cascade, compiled.values(inputs))
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_narrow_or_strided_conv_vectorises_output_channels_over_a_prepacked_weight():
+    from codesign.frontends import load_model
+    from codesign.ir import interpret
+    from codesign.ir.inputs import sample_inputs
+
+    cascade = load_model(str(MODELS / "cnn.onnx"))
+    compiled = compile_cascade(cascade)
+    packed = {b["name"] for b in compiled.manifest()["buffers"] if "packed_from" in b}
+    # 8-wide output rows (Conv_153) and a stride-2 conv (Conv_145): the channel is the vector
+    assert "stages_2_0_conv2_0_weight@panels0x32" in packed
+    assert "stages_1_0_conv1_0_weight@panels0x32" in packed
+    # 32-wide unit-stride rows keep the row as the vector (no packed weight)
+    assert not any(name.startswith("stages_0_0_conv1_0_weight") for name in packed)
+    inputs = sample_inputs(cascade, 0)
+    got, want = compiled.run(inputs), interpret(cascade, compiled.values(inputs))
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)

@@ -94,7 +94,7 @@ def schedule_stage(  # noqa: ANN201 - a tvm PrimFunc
     main = sch.get_sblock(stage.block)
     epilogue = _inline_around(sch, stage.block)
     names = _loop_names(stage, len(sch.get_loops(main)))
-    plan = _contraction_plan(sch, main, names, tiles, micro)
+    plan = _contraction_plan(sch, main, names, tiles, micro, constants)
     prepacked: list[dict[str, Any]] = []
     if plan is not None:
         anchor = _micro_kernel(sch, main, plan, micro, constants, prepacked)
@@ -150,9 +150,21 @@ class _Plan:
 
 
 def _contraction_plan(
-    sch: Any, block: Any, names: tuple[str, ...], tiles: Mapping[str, int], micro: Micro
+    sch: Any,
+    block: Any,
+    names: tuple[str, ...],
+    tiles: Mapping[str, int],
+    micro: Micro,
+    constants: frozenset[str] = frozenset(),
 ) -> _Plan | None:
-    """The micro-kernel plan of a contraction block, or None for any other block."""
+    """The micro-kernel plan of a contraction block, or None for any other block.
+
+    The vector variable is the innermost output variable, unless its extent cannot fill one
+    vector (a conv's 8-wide output rows) or an operand reads it with a stride (a strided conv's
+    input) and another output variable fills the vector tile, read only by constants (a conv
+    weight's output channel, pre-packed) or as a last dimension: then that one, so every
+    vector register is full and loaded contiguously (not when `tiles` are given).
+    """
     stmt = sch.get(block)
     iters = stmt.iter_vars
     if len(sch.get_loops(block)) != len(iters):
@@ -162,14 +174,43 @@ def _contraction_plan(
     if not reduced or len(spatial) < 2:
         return None
     extents = tuple(int(it.dom.extent) for it in iters)
-    vector = spatial[-1]
     uses = [_read_uses(read, iters) for read in stmt.reads]
+    innermost = spatial[-1]
+    candidates = [innermost]
+    narrow = extents[innermost] < micro.lanes or not all(
+        _unit_stride(read, iters, innermost) for read in stmt.reads
+    )
+    if not tiles and narrow:  # explicit tiles: keep the layout
+        wider = [k for k in spatial[:-1] if extents[k] >= micro.vector_tile]
+        candidates = sorted(wider, key=lambda k: -extents[k]) + candidates
+    for vector in candidates:
+        plan = _plan_for(stmt, iters, uses, vector, spatial, reduced, extents, names, tiles, micro)
+        if plan is None:
+            continue
+        names_packed = [str(stmt.reads[index].source.name) for index, _ in plan.pack]
+        if vector == innermost or all(n in constants for n in names_packed):
+            return plan
+    return None
+
+
+def _plan_for(
+    stmt: Any,
+    iters: Any,
+    uses: list[tuple[set[int], dict[int, int]]],
+    vector: int,
+    spatial: tuple[int, ...],
+    reduced: tuple[int, ...],
+    extents: tuple[int, ...],
+    names: tuple[str, ...],
+    tiles: Mapping[str, int],
+    micro: Micro,
+) -> _Plan | None:
     # the row variable: an output variable read by an operand that does not read the vector
     # variable (broadcast along the vector), while another operand reads the vector variable
     # but not it (one vector load serves every row)
     rows = [
-        k for k in spatial[:-1]
-        if extents[k] > 1
+        k for k in spatial
+        if k != vector and extents[k] > 1
         and any(k in used and vector not in used for used, _ in uses)
         and any(vector in used and k not in used for used, _ in uses)
     ]  # fmt: skip
@@ -191,6 +232,26 @@ def _contraction_plan(
         if dims[vector] != last or _region_bytes(read) > PACK_MIN_BYTES:
             pack.append((index, dims[vector]))
     return _Plan(spatial, reduced, extents, vector, row, vector_tile, row_tile, tuple(pack))
+
+
+def _unit_stride(read: Any, iters: Any, k: int) -> bool:
+    """Whether `read` reads variable `k` at most in its last dimension, with coefficient 1."""
+    from tvm.sym.pattern import detect_linear_equation  # noqa: PLC0415
+
+    dims = _dims_reading(read, iters, k)
+    if not dims:
+        return True
+    if dims != [len(read.region) - 1]:
+        return False
+    coeffs = detect_linear_equation(read.region[dims[0]].min, [iters[k].var])
+    return len(coeffs) == 2 and _is_one(coeffs[0])
+
+
+def _is_one(expr: Any) -> bool:
+    try:
+        return int(expr) == 1
+    except (TypeError, ValueError):
+        return False
 
 
 def _read_uses(read: Any, iters: Any) -> tuple[set[int], dict[int, int]]:
@@ -249,7 +310,10 @@ def _micro_kernel(
 
     from tvm.tirx import IndexMap  # noqa: PLC0415
 
-    reads = sch.get(block).reads
+    stmt = sch.get(block)
+    out_dims = _read_uses(stmt.writes[0], stmt.iter_vars)[1]
+    out_dim = out_dims.get(plan.vector)  # the output dimension of the vector variable
+    reads = stmt.reads
     for index, dim in plan.pack:  # first: the relayout below then simplifies the panel index
         name = str(reads[index].source.name)
         if name in constants:
@@ -275,6 +339,9 @@ def _micro_kernel(
     par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
     sch.parallel(par)
     cache = sch.cache_write(block, 0, "local")
+    if out_dim is not None and out_dim != len(stmt.writes[0].region) - 1:
+        # the accumulator's lanes must be contiguous to live in vector registers
+        sch.transform_layout(block, ("write", 0), _panel_map(out_dim, vt))
     sch.reverse_compute_at(cache, par)
     if row_inner is not None:
         sch.unroll(row_inner)
