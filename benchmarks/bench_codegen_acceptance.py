@@ -2,7 +2,8 @@
 models, TVM (default schedule and tuned) vs the host roofline and onnxruntime.
 
     nice -n 10 python benchmarks/bench_codegen_acceptance.py [--sizes 512 1024 2048]
-        [--models cnn mlp] [--tune 16] [--tuning-dir DIR] [--hw host_cpu.yaml] [--json out.json]
+        [--models cnn mlp] [--tune 16] [--tuning-dir DIR] [--hw host_cpu.yaml] [--threads N]
+        [--json out.json]
 
 * GEMM n^3 (fp32, ``A[m,k] @ B[k,n]``): TVM untuned, TVM tuned (MetaSchedule, ``--tune``
   trials, then per kernel the faster of tuned and default), and onnxruntime ``MatMul`` on the
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def _ort_matmul(n: int, b: np.ndarray):  # noqa: ANN202 - an onnxruntime session
+def _ort_matmul(n: int, b: np.ndarray, threads: int):  # noqa: ANN202 - an onnxruntime session
     import onnx  # noqa: PLC0415
     import onnxruntime as ort  # noqa: PLC0415
     from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
@@ -60,7 +61,11 @@ def _ort_matmul(n: int, b: np.ndarray):  # noqa: ANN202 - an onnxruntime session
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     onnx.checker.check_model(model)
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = threads
+    return ort.InferenceSession(
+        model.SerializeToString(), session_options, providers=["CPUExecutionProvider"]
+    )
 
 
 def bench_gemm(n: int, device: Device, args: argparse.Namespace) -> dict[str, object]:
@@ -68,16 +73,18 @@ def bench_gemm(n: int, device: Device, args: argparse.Namespace) -> dict[str, ob
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(np.float32)
     b = rng.standard_normal((n, n)).astype(np.float32)
-    builds = {UNTUNED: compile_cascade(cascade, "llvm", "default")}
+    builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", threads=args.threads)}
     if args.tune > 0:
         work = Path(args.tuning_dir) / f"gemm{n}"
         options = ScheduleOptions(trials=args.tune, work_dir=work)
-        builds[TUNED] = compile_cascade(cascade, "llvm", "metaschedule", options=options)
+        builds[TUNED] = compile_cascade(
+            cascade, "llvm", "metaschedule", options=options, threads=args.threads
+        )
     ref = a.astype(np.float64) @ b.astype(np.float64)
     errors = {
         v: float(np.max(np.abs(c.run({"A": a, "B": b})["Y"] - ref))) for v, c in builds.items()
     }
-    session = _ort_matmul(n, b)
+    session = _ort_matmul(n, b, args.threads)
     runs: dict[str, list[float]] = {v: [] for v in builds} | {"onnxruntime": []}
     repeat = max(2, args.repeat if n < 2048 else args.repeat // 2)
     for _ in range(args.rounds):
@@ -105,7 +112,7 @@ def bench_bundled(name: str, device: Device, args: argparse.Namespace) -> dict[s
     cascade = load_model(str(path))
     options = BenchOptions(
         model_path=path, tune_trials=args.tune, tuning_dir=Path(args.tuning_dir) / name,
-        repeat=args.repeat, rounds=args.rounds,
+        repeat=args.repeat, rounds=args.rounds, threads=args.threads,
     )  # fmt: skip
     result = bench_model(cascade, device, options)
     inputs = sample_inputs(cascade, 0)
@@ -114,7 +121,7 @@ def bench_bundled(name: str, device: Device, args: argparse.Namespace) -> dict[s
             trials=args.tune, work_dir=Path(args.tuning_dir) / name))):  # fmt: skip
         if schedule == "metaschedule" and args.tune <= 0:
             continue
-        compiled = compile_cascade(cascade, "llvm", schedule, options=opts)
+        compiled = compile_cascade(cascade, "llvm", schedule, options=opts, threads=args.threads)
         got, want = compiled.run(inputs), interpret(cascade, compiled.values(inputs))
         ok = ok and all(np.allclose(got[k], want[k], rtol=RTOL, atol=ATOL) for k in want)
     data = result_dict(result)
@@ -138,6 +145,9 @@ def main() -> int:
     parser.add_argument("--hw", help="family: cpu YAML (default: measure this host now)")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="worker threads of TVM and onnxruntime (default: this process's "
+                        "CPUs)")  # fmt: skip
     parser.add_argument("--json", help="write all figures here")
     args = parser.parse_args()
     args.tuning_dir = args.tuning_dir or str(Path(tempfile.gettempdir()) / "codesign_tuning")
@@ -164,7 +174,8 @@ def main() -> int:
         )
     print("(times in µs; tvm = default schedule, tuned = MetaSchedule "
           f"{args.tune} trials + best of tuned/default; load average before "
-          f"{load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
+          f"{load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"{args.threads} threads)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "load": [load_before, load_after]},
                                               indent=1) + "\n")  # fmt: skip

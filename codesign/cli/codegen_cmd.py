@@ -64,6 +64,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--peers", default="onnxruntime,torch",
                    help="peer runtimes on the same ONNX file ('' = none)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="worker threads of TVM and the peers (default: the CPUs this process "
+                   "may use)")  # fmt: skip
     p.add_argument("--json", metavar="PATH", help="write the comparison as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PNG", help="write a per-kernel and per-model bar chart")
     p.set_defaults(func=cmd_bench)
@@ -154,6 +157,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise InputError(f"--repeat {args.repeat}: must be at least 1")
     if args.tune < 0:
         raise InputError(f"--tune {args.tune}: must be at least 0")
+    from codesign.codegen.tvm import allowed_cpus
+
+    threads = allowed_cpus() if args.threads is None else args.threads
+    if threads < 1:
+        raise InputError(f"--threads {threads}: must be at least 1")
     device, how = _host_device(args.hw)
     cascade = load_from_args(args)
     model_path = Path(args.model) if args.model and Path(args.model).is_file() else None
@@ -161,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     tuning_dir = Path(args.tuning_dir) if args.tuning_dir else Path("tvm_tuning") / cascade.name
     options = BenchOptions(
         model_path=model_path, tune_trials=args.tune, tuning_dir=tuning_dir, peers=peers,
-        repeat=args.repeat, rounds=args.rounds, seed=args.seed,
+        repeat=args.repeat, rounds=args.rounds, seed=args.seed, threads=threads,
     )  # fmt: skip
     result = bench_model(cascade, device, options)
     data = result_dict(result) | {"target": args.target, "hw_source": how}

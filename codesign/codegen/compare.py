@@ -45,6 +45,7 @@ class BenchOptions:
     repeat: int = 10
     rounds: int = 3
     seed: int = 0
+    threads: int | None = None  # worker threads of TVM and every peer; None: each one's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +108,12 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
     if options.repeat < 1 or options.rounds < 1:
         raise InputError("bench: --repeat and --rounds must be at least 1")
     groups = default_groups(cascade)
-    builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups)}
+    threads = options.threads
+    builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups, threads=threads)}
     if options.tune_trials > 0:
         tuning = ScheduleOptions(trials=options.tune_trials, work_dir=options.tuning_dir)
         builds[TUNED] = compile_cascade(
-            cascade, "llvm", "metaschedule", options=tuning, groups=groups
+            cascade, "llvm", "metaschedule", options=tuning, groups=groups, threads=threads
         )
     inputs = sample_inputs(cascade, options.seed)
     peer_inputs = {t.name: np.asarray(inputs[t.name]) for t in cascade.inputs}
@@ -130,7 +132,7 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
                 kernel_runs[variant].setdefault(t.symbol, []).extend(t.runs_s)
         for peer in use_peers:
             assert options.model_path is not None
-            result = PEERS[peer](options.model_path, peer_inputs, options.repeat)
+            result = PEERS[peer](options.model_path, peer_inputs, options.repeat, threads)
             if result.median_s is None:
                 notes[peer] = result.note
             else:

@@ -14,9 +14,12 @@ matmul's ``A[m, k]`` does not depend on ``n``) get a register-blocked micro-kern
   tile (`Micro.row_tile`) is unrolled, so the accumulator tile is ``row x vector`` values held
   in registers (a ``local`` cache-write block), stored once after the whole reduction;
 * an operand that depends on the vector variable but not as its innermost, contiguous
-  dimension (a transposed weight ``W[n, k]``), or one larger than L1, is packed inside the
-  kernel into panels ``[v // tile, ..., v % tile]``, so the micro-kernel streams it
-  contiguously (the packing reads it once per call);
+  dimension (a transposed weight ``W[n, k]``), or one larger than L1, is read in panels
+  ``[v // tile, ..., v % tile]``, so the micro-kernel streams it contiguously.  A constant
+  operand (a weight, named in `constants`) is *pre-packed*: the kernel's parameter takes the
+  panel layout, and the runner packs the weight once when it allocates the buffers
+  (`PREPACK_ATTR` on the PrimFunc records which parameter, see `codesign.codegen.runner`);
+  any other operand is packed inside the kernel, once per call;
 * all other output tiles are fused into one ``parallel`` loop, vector tile outermost, so one
   packed panel stays in L2 while every row tile passes over it.
 
@@ -36,6 +39,10 @@ from codesign.codegen.te_lower import PAD_SUFFIX, Stage
 
 if TYPE_CHECKING:
     from tvm.target import Target
+
+# PrimFunc attribute: JSON list of {"buffer", "dim", "tile"}, the parameters that take a weight
+# in panel layout (`runner.pack_panels`), packed once by the runner instead of on every call
+PREPACK_ATTR = "codesign.prepacked"
 
 # Operands above this many bytes are packed into vector panels (about L1; smaller ones stay
 # resident in L1 anyway, and packing would only add a copy).
@@ -74,17 +81,23 @@ def snap_tile(extent: int, tile: int) -> int:
     return tile
 
 
-def schedule_stage(stage: Stage, tiles: Mapping[str, int], micro: Micro):  # noqa: ANN201
-    """The stage's PrimFunc scheduled for the CPU (see the module docstring)."""
+def schedule_stage(  # noqa: ANN201 - a tvm PrimFunc
+    stage: Stage, tiles: Mapping[str, int], micro: Micro, constants: frozenset[str] = frozenset()
+):
+    """The stage's PrimFunc scheduled for the CPU (see the module docstring); `constants` names
+    the buffers whose values are fixed at build time (weights), which may be pre-packed."""
+    import json  # noqa: PLC0415
+
     import tvm  # noqa: PLC0415
 
     sch = tvm.s_tir.Schedule(stage.func)
     main = sch.get_sblock(stage.block)
     epilogue = _inline_around(sch, stage.block)
     names = _loop_names(stage, len(sch.get_loops(main)))
-    plan = _contraction_plan(sch, main, names, tiles, micro)
+    plan = _contraction_plan(sch, main, names, tiles, micro, constants)
+    prepacked: list[dict[str, Any]] = []
     if plan is not None:
-        anchor = _micro_kernel(sch, main, plan, micro)
+        anchor = _micro_kernel(sch, main, plan, micro, constants, prepacked)
     else:
         anchor = _tiled(sch, main, names, tiles, micro)
     if epilogue is not None and anchor is not None:
@@ -92,7 +105,8 @@ def schedule_stage(stage: Stage, tiles: Mapping[str, int], micro: Micro):  # noq
         _vectorize_innermost(sch, epilogue)
     elif epilogue is not None:
         _tile_elementwise(sch, epilogue, micro)
-    return sch.mod["main"].with_attr("global_symbol", stage.symbol)
+    func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
+    return func.with_attr(PREPACK_ATTR, json.dumps(prepacked)) if prepacked else func
 
 
 def _inline_around(sch: Any, main_name: str) -> Any | None:
@@ -136,9 +150,21 @@ class _Plan:
 
 
 def _contraction_plan(
-    sch: Any, block: Any, names: tuple[str, ...], tiles: Mapping[str, int], micro: Micro
+    sch: Any,
+    block: Any,
+    names: tuple[str, ...],
+    tiles: Mapping[str, int],
+    micro: Micro,
+    constants: frozenset[str] = frozenset(),
 ) -> _Plan | None:
-    """The micro-kernel plan of a contraction block, or None for any other block."""
+    """The micro-kernel plan of a contraction block, or None for any other block.
+
+    The vector variable is the innermost output variable, unless its extent cannot fill one
+    vector (a conv's 8-wide output rows) or an operand reads it with a stride (a strided conv's
+    input) and another output variable fills the vector tile, read only by constants (a conv
+    weight's output channel, pre-packed) or as a last dimension: then that one, so every
+    vector register is full and loaded contiguously (not when `tiles` are given).
+    """
     stmt = sch.get(block)
     iters = stmt.iter_vars
     if len(sch.get_loops(block)) != len(iters):
@@ -148,14 +174,43 @@ def _contraction_plan(
     if not reduced or len(spatial) < 2:
         return None
     extents = tuple(int(it.dom.extent) for it in iters)
-    vector = spatial[-1]
     uses = [_read_uses(read, iters) for read in stmt.reads]
+    innermost = spatial[-1]
+    candidates = [innermost]
+    narrow = extents[innermost] < micro.lanes or not all(
+        _unit_stride(read, iters, innermost) for read in stmt.reads
+    )
+    if not tiles and narrow:  # explicit tiles: keep the layout
+        wider = [k for k in spatial[:-1] if extents[k] >= micro.vector_tile]
+        candidates = sorted(wider, key=lambda k: -extents[k]) + candidates
+    for vector in candidates:
+        plan = _plan_for(stmt, iters, uses, vector, spatial, reduced, extents, names, tiles, micro)
+        if plan is None:
+            continue
+        names_packed = [str(stmt.reads[index].source.name) for index, _ in plan.pack]
+        if vector == innermost or all(n in constants for n in names_packed):
+            return plan
+    return None
+
+
+def _plan_for(
+    stmt: Any,
+    iters: Any,
+    uses: list[tuple[set[int], dict[int, int]]],
+    vector: int,
+    spatial: tuple[int, ...],
+    reduced: tuple[int, ...],
+    extents: tuple[int, ...],
+    names: tuple[str, ...],
+    tiles: Mapping[str, int],
+    micro: Micro,
+) -> _Plan | None:
     # the row variable: an output variable read by an operand that does not read the vector
     # variable (broadcast along the vector), while another operand reads the vector variable
     # but not it (one vector load serves every row)
     rows = [
-        k for k in spatial[:-1]
-        if extents[k] > 1
+        k for k in spatial
+        if k != vector and extents[k] > 1
         and any(k in used and vector not in used for used, _ in uses)
         and any(vector in used and k not in used for used, _ in uses)
     ]  # fmt: skip
@@ -177,6 +232,26 @@ def _contraction_plan(
         if dims[vector] != last or _region_bytes(read) > PACK_MIN_BYTES:
             pack.append((index, dims[vector]))
     return _Plan(spatial, reduced, extents, vector, row, vector_tile, row_tile, tuple(pack))
+
+
+def _unit_stride(read: Any, iters: Any, k: int) -> bool:
+    """Whether `read` reads variable `k` at most in its last dimension, with coefficient 1."""
+    from tvm.sym.pattern import detect_linear_equation  # noqa: PLC0415
+
+    dims = _dims_reading(read, iters, k)
+    if not dims:
+        return True
+    if dims != [len(read.region) - 1]:
+        return False
+    coeffs = detect_linear_equation(read.region[dims[0]].min, [iters[k].var])
+    return len(coeffs) == 2 and _is_one(coeffs[0])
+
+
+def _is_one(expr: Any) -> bool:
+    try:
+        return int(expr) == 1
+    except (TypeError, ValueError):
+        return False
 
 
 def _read_uses(read: Any, iters: Any) -> tuple[set[int], dict[int, int]]:
@@ -213,8 +288,16 @@ def _region_bytes(read: Any) -> int:
     return size * tvm_dtype_bytes(str(read.source.dtype))
 
 
-def _micro_kernel(sch: Any, block: Any, plan: _Plan, micro: Micro) -> Any:
-    """Register-blocked contraction; returns the parallel loop (where epilogues go)."""
+def _micro_kernel(
+    sch: Any,
+    block: Any,
+    plan: _Plan,
+    micro: Micro,
+    constants: frozenset[str],
+    prepacked: list[dict[str, Any]],
+) -> Any:
+    """Register-blocked contraction; returns the parallel loop (where epilogues go).  Appends
+    to `prepacked` each constant operand whose parameter now takes the panel layout."""
     vt, rt = plan.vector_tile, plan.row_tile
     others = [k for k in plan.spatial if k != plan.vector]
 
@@ -227,8 +310,17 @@ def _micro_kernel(sch: Any, block: Any, plan: _Plan, micro: Micro) -> Any:
 
     from tvm.tirx import IndexMap  # noqa: PLC0415
 
+    stmt = sch.get(block)
+    out_dims = _read_uses(stmt.writes[0], stmt.iter_vars)[1]
+    out_dim = out_dims.get(plan.vector)  # the output dimension of the vector variable
+    reads = stmt.reads
     for index, dim in plan.pack:  # first: the relayout below then simplifies the panel index
-        _pack(sch, block, index, dim, vt)
+        name = str(reads[index].source.name)
+        if name in constants:
+            sch.transform_layout(block, ("read", index), _panel_map(dim, vt))
+            prepacked.append({"buffer": name, "dim": dim, "tile": vt})
+        else:
+            _pack(sch, block, index, dim, vt)
     index_map = IndexMap.from_func(relayout, ndim=len(plan.extents), index_dtype="int32")
     sch.transform_block_layout(block, index_map)
     loops = sch.get_loops(block)
@@ -247,6 +339,9 @@ def _micro_kernel(sch: Any, block: Any, plan: _Plan, micro: Micro) -> Any:
     par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
     sch.parallel(par)
     cache = sch.cache_write(block, 0, "local")
+    if out_dim is not None and out_dim != len(stmt.writes[0].region) - 1:
+        # the accumulator's lanes must be contiguous to live in vector registers
+        sch.transform_layout(block, ("write", 0), _panel_map(out_dim, vt))
     sch.reverse_compute_at(cache, par)
     if row_inner is not None:
         sch.unroll(row_inner)
@@ -261,12 +356,7 @@ def _pack(sch: Any, block: Any, index: int, dim: int, tile: int) -> None:
     """Copy read `index` of `block` into panels: dimension `dim` (the vector variable's) split
     by `tile`, its outer part first and its inner part last (contiguous)."""
     packed = sch.cache_read(block, index, "global")
-
-    def panel(*idx: Any) -> list[Any]:
-        rest = [x for d, x in enumerate(idx) if d != dim]
-        return [idx[dim] // tile, *rest, idx[dim] % tile]
-
-    sch.transform_layout(packed, ("write", 0), panel)
+    sch.transform_layout(packed, ("write", 0), _panel_map(dim, tile))
     # walk the panel layout in order: contiguous writes (reads contiguous too when `dim` is the
     # source's innermost dimension)
     loops = sch.get_loops(packed)
@@ -275,6 +365,16 @@ def _pack(sch: Any, block: Any, index: int, dim: int, tile: int) -> None:
     sch.reorder(outer, *rest, inner)
     sch.parallel(outer)
     sch.vectorize(inner)
+
+
+def _panel_map(dim: int, tile: int) -> Any:
+    """Index map of the panel layout (the same as `runner.pack_panels`)."""
+
+    def panel(*idx: Any) -> list[Any]:
+        rest = [x for d, x in enumerate(idx) if d != dim]
+        return [idx[dim] // tile, *rest, idx[dim] % tile]
+
+    return panel
 
 
 def _vectorize_innermost(sch: Any, block: Any) -> None:

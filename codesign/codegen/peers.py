@@ -43,12 +43,18 @@ def _median_runs(fn: Callable[[], object], repeat: int) -> tuple[float, ...]:
     return tuple(runs)
 
 
-def time_onnxruntime(model: Path, inputs: Mapping[str, np.ndarray], repeat: int) -> PeerTime:
+def time_onnxruntime(
+    model: Path, inputs: Mapping[str, np.ndarray], repeat: int, threads: int | None = None
+) -> PeerTime:
+    """onnxruntime's CPU provider on `model`; `threads` intra-op threads (None: its default)."""
     try:
         import onnxruntime as ort  # noqa: PLC0415
     except ImportError:
         return PeerTime("onnxruntime", None, (), "onnxruntime not installed")
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    session_options = ort.SessionOptions()
+    if threads is not None:
+        session_options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), session_options, providers=["CPUExecutionProvider"])
     feeds = {i.name: inputs[i.name] for i in session.get_inputs()}
     runs = _median_runs(lambda: session.run(None, feeds), repeat)
     return PeerTime("onnxruntime", statistics.median(runs), runs)
@@ -156,10 +162,22 @@ def torch_forward(model: Path, inputs: Mapping[str, np.ndarray]) -> Callable[[],
     return forward
 
 
-def time_torch(model: Path, inputs: Mapping[str, np.ndarray], repeat: int) -> PeerTime:
+def time_torch(
+    model: Path, inputs: Mapping[str, np.ndarray], repeat: int, threads: int | None = None
+) -> PeerTime:
+    """torch eager (`torch_forward`); `threads` intra-op threads while timing (None: torch's
+    current setting), restored afterwards."""
     try:
+        import torch  # noqa: PLC0415
+
+        before = torch.get_num_threads()
         forward = torch_forward(model, inputs)
-        runs = _median_runs(forward, repeat)
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            runs = _median_runs(forward, repeat)
+        finally:
+            torch.set_num_threads(before)
     except ImportError:
         return PeerTime("torch", None, (), "torch or onnx not installed")
     except NotImplementedError as exc:
@@ -167,5 +185,5 @@ def time_torch(model: Path, inputs: Mapping[str, np.ndarray], repeat: int) -> Pe
     return PeerTime("torch", statistics.median(runs), runs)
 
 
-PeerFn = Callable[[Path, Mapping[str, np.ndarray], int], PeerTime]
+PeerFn = Callable[[Path, Mapping[str, np.ndarray], int, int | None], PeerTime]
 PEERS: dict[str, PeerFn] = {"onnxruntime": time_onnxruntime, "torch": time_torch}

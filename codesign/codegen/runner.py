@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,31 @@ import numpy as np
 
 RTOL = 1e-4
 ATOL = 1e-5
+# TVM's ThreadGroup affinity mode kSpecifyThreadShareAllCore: every worker may run on any of
+# the given CPUs (not pinned one per core, so a core taken by another process stalls no worker)
+SHARE_ALL_CORES = -3
+
+
+def configure_threads(threads: int) -> int:
+    """Run TVM's parallel loops on `threads` worker threads in the calling Python thread, over
+    the CPUs this process may use; returns the count TVM now uses.
+
+    TVM keeps one worker pool per calling thread, sized when first used: from
+    ``TVM_NUM_THREADS`` / ``OMP_NUM_THREADS``, else ``hardware_concurrency() / 2`` on x86 (it
+    assumes two hyper-threads per core), i.e. ONE worker on a 2-vCPU VM.  The pool is created
+    by the first thread-count query or setting, or by the first parallel kernel when the
+    default is above one worker (with one, kernels run inline and create none).  Called before
+    the pool exists, this sizes it; afterwards it can only lower the count, so the result may
+    be smaller than asked.
+    """
+    import tvm  # noqa: F401, PLC0415 - registers the runtime functions
+    import tvm_ffi  # noqa: PLC0415
+
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    # TVM sizes a new pool from the length of this list: one entry per thread
+    cpus = [str(allowed[i % len(allowed)]) for i in range(threads)]
+    tvm_ffi.get_global_func("runtime.config_threadpool")(SHARE_ALL_CORES, threads, cpus)
+    return int(tvm_ffi.get_global_func("runtime.NumThreads")())
 
 
 def run_stages(
@@ -53,12 +79,26 @@ def allocate(
     tensors: dict[str, Any] = {}
     for buf in manifest["buffers"]:
         name, shape, dtype = buf["name"], tuple(buf["shape"]), buf["dtype"]
-        if name in values:
+        packed = buf.get("packed_from")
+        if packed is not None:  # a weight in panel layout, packed once here
+            source = np.asarray(values[packed["buffer"]], dtype=dtype)
+            array = pack_panels(source, int(packed["dim"]), int(packed["tile"]))
+            tensors[name] = tvm.runtime.tensor(array, device)
+        elif name in values:
             array = np.ascontiguousarray(np.asarray(values[name], dtype=dtype).reshape(shape))
             tensors[name] = tvm.runtime.tensor(array, device)
         else:
             tensors[name] = tvm.runtime.empty(shape, dtype, device)
     return tensors
+
+
+def pack_panels(array: np.ndarray, dim: int, tile: int) -> np.ndarray:
+    """`array` re-laid out in panels: dimension `dim` split into ``(n // tile, tile)``, the
+    outer part first and the inner part last, i.e. ``out[i // tile, ..., i % tile] =
+    array[..., i, ...]`` (the layout of `cpu_schedule`'s pre-packed weights)."""
+    shape = array.shape
+    split = array.reshape(*shape[:dim], shape[dim] // tile, tile, *shape[dim + 1 :])
+    return np.ascontiguousarray(np.moveaxis(np.moveaxis(split, dim, 0), dim + 1, -1))
 
 
 def time_stages(
@@ -133,7 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
     parser.add_argument("--bench", type=int, default=0, help="time each kernel N times")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="TVM worker threads (default: all allowed CPUs)"
+    )
     args = parser.parse_args(argv)
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    threads = allowed if args.threads is None else args.threads
+    if threads < 1:
+        print(f"--threads {threads}: must be at least 1", file=sys.stderr)
+        return 2
 
     import tvm  # noqa: PLC0415
 
@@ -143,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if not device.exist:
         print(f"no {kind} device on this machine", file=sys.stderr)
         return 2
+    if kind == "cpu":
+        print(f"TVM worker threads: {configure_threads(threads)}")
     module = tvm.runtime.load_module(str(args.dir / manifest["library"]))
     with np.load(args.dir / "inputs.npz") as data:
         values = {k: data[k] for k in data.files}

@@ -78,7 +78,9 @@ def default_schedule(
     micro = micro_for(target)
     return tvm.IRModule(
         {
-            stage.symbol: schedule_stage(stage, tiles.get(stage.einsum, {}), micro)
+            stage.symbol: schedule_stage(
+                stage, tiles.get(stage.einsum, {}), micro, frozenset(lowered.weights)
+            )
             for stage in lowered.stages
         }
     )
@@ -176,6 +178,7 @@ def _choose(
     import tvm  # noqa: PLC0415
 
     from codesign.codegen import runner  # noqa: PLC0415
+    from codesign.codegen.manifest import manifest  # noqa: PLC0415
 
     symbols = [s.symbol for s in lowered.stages]
     if path.exists():
@@ -188,18 +191,11 @@ def _choose(
         for b in lowered.buffers
         if b.name in (*lowered.inputs, *lowered.weights)
     }
-    stages = [{"symbol": s.symbol, "inputs": list(s.inputs), "output": s.output}
-              for s in lowered.stages]  # fmt: skip
-    manifest = {
-        "stages": stages,
-        "buffers": [
-            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
-        ],  # fmt: skip
-    }
     medians: dict[str, dict[str, float]] = {}
     for label, module in (("default", default), ("tuned", tuned)):
         built = tvm.compile(module, target=target)
-        runs = runner.time_stages(built.mod, manifest, values, tvm.cpu(0), repeat=5)
+        kernels = manifest(lowered, "llvm", module)  # the default one may pre-pack weights
+        runs = runner.time_stages(built.mod, kernels, values, tvm.cpu(0), repeat=5)
         medians[label] = {name: float(np.median(t)) for name, t in runs.items()}
     choices = {
         name: "tuned" if medians["tuned"][name] < medians["default"][name] else "default"

@@ -26,6 +26,7 @@ import numpy as np
 
 from codesign.codegen import runner
 from codesign.codegen.groups import default_groups
+from codesign.codegen.manifest import manifest
 from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
 from codesign.codegen.te_lower import LoweredCascade, lower_cascade
 from codesign.errors import InputError
@@ -54,6 +55,7 @@ class CompiledCascade:
     target: str  # "llvm" or "cuda"
     schedule: str
     cuda_arch: str
+    threads: int | None = None  # TVM worker threads for run/benchmark; None: TVM's own count
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -69,7 +71,7 @@ class CompiledCascade:
 
     def manifest(self) -> dict[str, Any]:
         """JSON-ready description of stages and buffers, read by the runner."""
-        return manifest(self.lowered, self.target)
+        return manifest(self.lowered, self.target, self.scheduled)
 
     def values(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Inputs plus weights (their `data` unless `inputs` overrides it), checked."""
@@ -97,6 +99,8 @@ class CompiledCascade:
             if not device.exist:
                 raise InputError("no CUDA GPU on this machine: cannot run the cuda build")
             return device
+        if self.threads is not None:
+            use_threads(self.threads)
         return tvm.cpu(0)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -134,40 +138,41 @@ class KernelTime:
     einsums: tuple[str, ...] = ()
 
 
-def manifest(lowered: LoweredCascade, target: str) -> dict[str, Any]:
-    return {
-        "name": lowered.name,
-        "target": target,
-        "inputs": list(lowered.inputs),
-        "weights": list(lowered.weights),
-        "outputs": list(lowered.outputs),
-        "buffers": [
-            {"name": b.name, "shape": list(b.shape), "dtype": b.dtype} for b in lowered.buffers
-        ],
-        "stages": [
-            {
-                "symbol": s.symbol,
-                "einsum": s.einsum,
-                "einsums": list(s.einsums),
-                "inputs": list(s.inputs),
-                "output": s.output,
-            }
-            for s in lowered.stages
-        ],
-    }
-
-
 def host_target() -> Target:
     """LLVM for this host's CPU (its vector ISA: without ``mcpu`` LLVM emits baseline SSE2)
-    with its core count (MetaSchedule and the thread pool size from it)."""
-    import os  # noqa: PLC0415
-
+    with its core count (MetaSchedule sizes its search from it; the runtime's worker count
+    is `use_threads`)."""
     import tvm  # noqa: PLC0415
     from tvm.target import codegen  # noqa: PLC0415
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    spec = {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu()), "num-cores": cores or 1}
+    spec = {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu()), "num-cores": allowed_cpus()}
     return tvm.target.Target(spec)
+
+
+def allowed_cpus() -> int:
+    """How many CPUs this process may run on (its affinity; cgroup quotas are not read)."""
+    import os  # noqa: PLC0415
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def use_threads(threads: int) -> None:
+    """Run this thread's TVM kernels on `threads` workers (`runner.configure_threads`).
+
+    TVM's own default on x86 is half the hardware threads (one on a 2-vCPU VM).  Its pool, one
+    per calling thread, can only grow before it exists (see `runner.configure_threads`), so a
+    count above an existing pool's size is an `InputError`.
+    """
+    if threads < 1:
+        raise InputError(f"threads {threads}: must be at least 1")
+    got = runner.configure_threads(threads)
+    if got != threads:
+        raise InputError(
+            f"threads {threads}: TVM's worker pool in this thread already runs {got}; "
+            "set the largest thread count first (or run in a fresh thread)"
+        )
 
 
 def _target(name: str, cuda_arch: str) -> Target:
@@ -190,6 +195,7 @@ def compile_cascade(
     options: ScheduleOptions | None = None,
     cuda_arch: str = "sm_80",
     groups: Sequence[Sequence[str]] | None = None,
+    threads: int | None = None,
 ) -> CompiledCascade:
     """Lower, schedule and build `cascade` for `target` ("llvm" or "cuda").
 
@@ -197,7 +203,9 @@ def compile_cascade(
     Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None derives
     them with `default_groups`, ``()`` compiles one kernel per Einsum.  A "cuda" build holds
     the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
-    `out_dir`, the build is also exported there (`CompiledCascade.export`).
+    `out_dir`, the build is also exported there (`CompiledCascade.export`).  `threads` is the
+    number of TVM worker threads its CPU kernels run on (`use_threads`: set here already, so
+    that schedule timing during the build uses it too); None keeps TVM's own count.
     """
     if target not in TARGETS:
         raise InputError(f"unknown TVM target {target!r} (known: {', '.join(TARGETS)})")
@@ -205,6 +213,8 @@ def compile_cascade(
         raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     if groups is None:
         groups = default_groups(cascade)
+    if threads is not None and target == "llvm":
+        use_threads(threads)
     lowered = lower_cascade(cascade, groups)  # raises the install hint when TVM is missing
     import tvm  # noqa: PLC0415
 
@@ -214,7 +224,9 @@ def compile_cascade(
     executable = tvm.compile(mod, target=tvm_target)
     if target == "cuda" and "cuda" not in [m.kind for m in executable.mod.imports]:
         raise InputError(f"cascade {cascade.name}: the cuda build holds no CUDA kernels")
-    compiled = CompiledCascade(cascade, lowered, mod, executable, target, schedule, cuda_arch)
+    compiled = CompiledCascade(
+        cascade, lowered, mod, executable, target, schedule, cuda_arch, threads
+    )
     if out_dir is not None:
         compiled.export(out_dir)
     return compiled
