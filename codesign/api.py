@@ -18,9 +18,7 @@ from collections.abc import Callable
 from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from codesign.hwmodels.registry import (
     Command,
@@ -32,10 +30,16 @@ from codesign.hwmodels.registry import (
 from codesign.ir.cascade import Cascade
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
-from codesign.passes import PassReport, Pipeline, parse_pipeline, run_pipeline
 from codesign.sim.cascade import CascadeResult, map_cascade
 from codesign.sim.cost import CostModel
 from codesign.sim.family_models import ANALYTICAL, CostOptions
+
+if TYPE_CHECKING:
+    # the pass library is imported where a pipeline runs: a command without passes (a
+    # SCALE-Sim .cfg run) never loads it
+    import numpy as np
+
+    from codesign.passes import PassReport, Pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ def run_passes(
     """`cascade` after the pipeline (text or parsed; identity when None) and its reports."""
     if passes is None:
         return cascade, ()
+    from codesign.passes import parse_pipeline, run_pipeline
+
     pipeline = parse_pipeline(passes) if isinstance(passes, str) else passes
     result, reports = run_pipeline(
         cascade, pipeline, sample_inputs=options.sample_inputs,

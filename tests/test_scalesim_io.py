@@ -162,3 +162,11 @@ def test_bad_topology_raises_input_error_with_file_and_line(text: str, message: 
     with pytest.raises(InputError, match=message) as info:
         parse_topology_text(text, source="topo.csv")
     assert "\n" not in str(info.value)
+
+
+def test_bundled_scalesim_energy_table_equals_the_validated_load() -> None:
+    # the .cfg path reads the bundled table without pydantic; it must be the schema's result
+    from codesign.hwmodels.loader import load_energy_table
+    from codesign.hwmodels.scalesim import DEFAULT_ERT, default_energy_table
+
+    assert default_energy_table() == load_energy_table(DEFAULT_ERT)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from codesign.api import Report, map_model, resolve_hardware, retypes_weights
@@ -181,6 +180,8 @@ def map_from_flags(
 
     if quiet:
         return run()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("mapping {task.description}"),
         BarColumn(),
@@ -284,7 +285,8 @@ def _figures_of_merit(report: Report) -> dict:
     from codesign.hwmodels.estimators import area_breakdown_mm2, has_area_model
     from codesign.sim.report import figures_of_merit
 
-    area = area_breakdown_mm2(report.hw) if has_area_model(report.hw) else None
+    family = report.family.name
+    area = area_breakdown_mm2(report.hw, family) if has_area_model(report.hw, family) else None
     return figures_of_merit(report.result, area)
 
 

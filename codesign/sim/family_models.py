@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
-from codesign.hwmodels.bitserial import BitSerialArray
-from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.lut_tc import TensorCoreGpu
 from codesign.hwmodels.nm_array import NMArray
-from codesign.hwmodels.piuma import PiumaArch
 from codesign.hwmodels.sparse_support import SparseAction
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.stats import einsum_stats
@@ -38,10 +34,18 @@ from codesign.mapper.mapping import Mapping, check_mapping
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
-from codesign.sim.attention_array import AttentionArrayModel
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
 from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost
+
+if TYPE_CHECKING:
+    # each family's hardware and model is imported by its factory below, on first use, so that
+    # pricing one family (a SCALE-Sim .cfg) does not load the others' pydantic specs
+    from codesign.hwmodels.bitserial import BitSerialArray
+    from codesign.hwmodels.gpu import Device
+    from codesign.hwmodels.lut_tc import TensorCoreGpu
+    from codesign.hwmodels.piuma import PiumaArch
+    from codesign.sim.attention_array import AttentionArrayModel
 
 ANALYTICAL = "analytical"
 CYCLE = "cycle"
@@ -341,6 +345,8 @@ def piuma_model(options: CostOptions) -> PiumaRooflineModel:
 
 
 def attention_array_model(options: CostOptions) -> AttentionArrayModel:
+    from codesign.sim.attention_array import AttentionArrayModel
+
     _only_analytical(options, "attention_array")
     return AttentionArrayModel()
 
