@@ -125,6 +125,7 @@ def map_model(
     pricing: CostModel | None = None,
     mapper: Mapper | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> Report:
     """Run `passes` on `cascade`, then price every Einsum on `hw` with its family's model.
 
@@ -133,7 +134,9 @@ def map_model(
     IR's dtypes override a card's pinned precision; None decides it from the pipeline (on when
     a pass re-typed weights).  ``sparse``: use the card's sparse support where the IR carries
     densities.  ``pricing``: a mapping-level `CostModel` instance for spatial arrays in place of
-    ``cost_model``.  ``mapper``: share a `Mapper`'s layer cache across calls.
+    ``cost_model``.  ``mapper``: share a `Mapper`'s layer cache across calls.  ``workers``:
+    processes that search the distinct MAC Einsums of a spatial array's cascade before pricing
+    (`Mapper.prefetch`; each search is seeded, so the results equal ``workers=1``).
     """
     loaded = resolve_hardware(hw)
     pass_options = pass_options or PassOptions()
@@ -145,7 +148,7 @@ def map_model(
     options = CostOptions(
         model=cost_model, search=search, constraints=constraints or Constraints(),
         mappings=tuple((mappings or {}).items()), ir_precision=ir_precision, sparse=sparse,
-        pricing=pricing, mapper=mapper,
+        pricing=pricing, mapper=mapper, workers=workers,
     )  # fmt: skip
     model = loaded.family.model(options)
     result = map_cascade(

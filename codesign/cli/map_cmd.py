@@ -63,6 +63,11 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     )
     p.add_argument("--max-factor", action="append", default=[], metavar="LEVEL:DIM:N")
     p.add_argument("--fixed-order", action="append", default=[], metavar="LEVEL:D1,D2,...")
+    p.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="processes that search the model's distinct layers in parallel (default 1; the "
+        "mappings found do not depend on N)",
+    )  # fmt: skip
     p.add_argument("--mapping", metavar="FILE|DIR", help="evaluate given mapping(s) (YAML)")
     p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
@@ -175,7 +180,7 @@ def map_from_flags(
         return map_model(
             cascade, loaded, cost_model=args.cost_model, search=search, seed=args.seed,
             constraints=_constraints(args), mappings=given, progress=progress,
-            ir_precision=retypes_weights(passes.reports), mapper=mapper,
+            ir_precision=retypes_weights(passes.reports), mapper=mapper, workers=args.jobs,
         )  # fmt: skip
 
     if quiet:
@@ -333,6 +338,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     from codesign.sim.report import plot_result, result_dict
 
     args = resolve_timeloop(args)  # --timeloop-* flags -> MODEL, --hw, --mapping
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1 (got {args.jobs})")
     pipeline = parse_passes(args.passes)
     base_pipeline = pipeline
     if args.baseline_passes is not None:

@@ -75,6 +75,11 @@ class CostOptions:
     sparse: bool = True
     pricing: CostModel | None = None
     mapper: Mapper | None = field(default=None, compare=False)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InputError(f"workers must be at least 1 (got {self.workers})")
 
 
 class EinsumPricing(Protocol):
@@ -110,6 +115,24 @@ class SpatialModel:
     options: CostOptions
     mapper: Mapper
     _densities: dict[int, tuple[Cascade, CostModel]] = field(default_factory=dict)
+    _prefetched: dict[int, Cascade] = field(default_factory=dict)
+
+    def _prefetch(self, cascade: Cascade, arch: Arch) -> None:
+        """Search the cascade's distinct MAC Einsums over ``options.workers`` processes, once."""
+        if self.options.workers < 2 or self._prefetched.get(id(cascade)) is cascade:
+            return
+        self._prefetched[id(cascade)] = cascade
+        given = {name for name, _ in self.options.mappings}
+        problems = [
+            problem
+            for einsum in cascade.einsums
+            if not einsum.is_view and einsum.name not in given
+            for problem in (problem_from_einsum(einsum, cascade),)
+            if problem is not None
+        ]
+        self.mapper.prefetch(
+            problems, arch, self.options.constraints, self.options.search, self.options.workers
+        )
 
     def _pricing(self, cascade: Cascade, arch: Arch) -> CostModel:
         if self.options.pricing is not None:
@@ -152,6 +175,7 @@ class SpatialModel:
             check_mapping(mapping, problem, arch, where=f"mapping of {einsum.name}")
             evaluations = 0
         else:
+            self._prefetch(cascade, arch)
             found = self.mapper.map(problem, arch, self.options.constraints, self.options.search)
             mapping, evaluations = found.mapping, found.evaluations
         cost = pricing.evaluate(problem, mapping, arch)
