@@ -15,7 +15,6 @@ import functools
 import json
 from pathlib import Path
 
-
 from codesign.hwmodels.arch import (
     Action,
     ActionEnergy,
