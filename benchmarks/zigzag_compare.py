@@ -2,6 +2,7 @@
 
     python benchmarks/zigzag_compare.py --zigzag-python /tmp/peers-zigzag/bin/python \\
         [--model examples/models/resnet18.onnx] [--presets tpu_like eyeriss_like] [--json out.json]
+        [--jobs N] [--full-budget-check]
 
 ZigZag is never a codesign dependency: it lives in a peer virtual environment
 (``python -m venv /tmp/peers-zigzag && /tmp/peers-zigzag/bin/pip install zigzag-dse six``) and
@@ -143,23 +144,29 @@ def _zigzag_layer(problem, index: int) -> dict:
     return layer
 
 
-def _codesign(cascade, arch) -> tuple[list[LayerResult], list]:
-    """Map with `map_model`; per-layer wall time from the progress callback's timestamps."""
+def _codesign(
+    cascade, arch, workers: int = 1, full_budget: bool = False
+) -> tuple[list[LayerResult], list]:
+    """Map with `map_model`; per-layer wall time from the progress callback's timestamps (with
+    ``workers`` > 1 the parallel search of the distinct layers is charged to the first).
+    ``full_budget``: the whole 20k evaluations per layer, no early stopping (the reference)."""
     from codesign.api import map_model
     from codesign.mapper.from_ir import problem_from_einsum
-    from codesign.mapper.search import Constraints
+    from codesign.mapper.search import Constraints, SearchOptions
     from codesign.sim.cost import EinsumKind
 
     stamps: list[tuple[str, float]] = []
+    search = SearchOptions(patience_evaluations=None) if full_budget else SearchOptions()
     # keep_fixed: every operand passes through each level the arch assigns it, as in ZigZag's
     # memory hierarchy (codesign may otherwise bypass a level, Timeloop-style).
+    start = time.perf_counter()
     result = map_model(
-        cascade, arch, constraints=Constraints(keep_fixed=True),
-        progress=lambda n: stamps.append((n, time.perf_counter())),
-    ).result
+        cascade, arch, constraints=Constraints(keep_fixed=True), search=search,
+        progress=lambda n: stamps.append((n, time.perf_counter())), workers=workers,
+    ).result  # fmt: skip
     end = time.perf_counter()
     times = {
-        name: (stamps[i + 1][1] if i + 1 < len(stamps) else end) - t
+        name: (stamps[i + 1][1] if i + 1 < len(stamps) else end) - (start if i == 0 else t)
         for i, (name, t) in enumerate(stamps)
     }
     einsums = {e.name: e for e in cascade.einsums}
@@ -242,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-resnet", action="store_true", help="GEMMs only")
     parser.add_argument("--no-gemms", action="store_true", help="ResNet-18 only")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--jobs", type=int, default=1, help="codesign's map_model workers")
+    parser.add_argument(
+        "--full-budget-check", action="store_true",
+        help="also map with the full 20k evaluations per layer (no early stopping) and print "
+        "the energy of the timed run relative to it",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.worker:
         _worker(*args.worker)
@@ -271,7 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         gemm_ours: list[LayerResult] = []
         gemm_theirs: list[LayerResult] = []
         for title, cascade in workloads:
-            ours, problems = _codesign(cascade, arch)
+            ours, problems = _codesign(cascade, arch, args.jobs)
+            if args.full_budget_check:
+                full, _ = _codesign(cascade, arch, args.jobs, full_budget=True)
+                ratio = sum(r.energy_pj for r in ours) / sum(r.energy_pj for r in full)
+                wall = sum(r.wall_s for r in full)
+                print(f"{preset} {title}: energy {ratio:.4f}x the full-budget search's "
+                      f"({sum(r.energy_pj for r in full):.4e} pJ, {wall:.1f} s)")  # fmt: skip
             zz_layers = [_zigzag_layer(p, i) for i, p in enumerate(problems)]
             theirs, version = _run_zigzag(args.zigzag_python, preset, zz_layers)
             if title.startswith("gemm"):

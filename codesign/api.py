@@ -18,9 +18,7 @@ from collections.abc import Callable
 from collections.abc import Mapping as MappingOf
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from codesign.hwmodels.registry import (
     Command,
@@ -32,10 +30,16 @@ from codesign.hwmodels.registry import (
 from codesign.ir.cascade import Cascade
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
-from codesign.passes import PassReport, Pipeline, parse_pipeline, run_pipeline
 from codesign.sim.cascade import CascadeResult, map_cascade
 from codesign.sim.cost import CostModel
 from codesign.sim.family_models import ANALYTICAL, CostOptions
+
+if TYPE_CHECKING:
+    # the pass library is imported where a pipeline runs: a command without passes (a
+    # SCALE-Sim .cfg run) never loads it
+    import numpy as np
+
+    from codesign.passes import PassReport, Pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ def run_passes(
     """`cascade` after the pipeline (text or parsed; identity when None) and its reports."""
     if passes is None:
         return cascade, ()
+    from codesign.passes import parse_pipeline, run_pipeline
+
     pipeline = parse_pipeline(passes) if isinstance(passes, str) else passes
     result, reports = run_pipeline(
         cascade, pipeline, sample_inputs=options.sample_inputs,
@@ -119,6 +125,7 @@ def map_model(
     pricing: CostModel | None = None,
     mapper: Mapper | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> Report:
     """Run `passes` on `cascade`, then price every Einsum on `hw` with its family's model.
 
@@ -127,7 +134,9 @@ def map_model(
     IR's dtypes override a card's pinned precision; None decides it from the pipeline (on when
     a pass re-typed weights).  ``sparse``: use the card's sparse support where the IR carries
     densities.  ``pricing``: a mapping-level `CostModel` instance for spatial arrays in place of
-    ``cost_model``.  ``mapper``: share a `Mapper`'s layer cache across calls.
+    ``cost_model``.  ``mapper``: share a `Mapper`'s layer cache across calls.  ``workers``:
+    processes that search the distinct MAC Einsums of a spatial array's cascade before pricing
+    (`Mapper.prefetch`; each search is seeded, so the results equal ``workers=1``).
     """
     loaded = resolve_hardware(hw)
     pass_options = pass_options or PassOptions()
@@ -139,7 +148,7 @@ def map_model(
     options = CostOptions(
         model=cost_model, search=search, constraints=constraints or Constraints(),
         mappings=tuple((mappings or {}).items()), ir_precision=ir_precision, sparse=sparse,
-        pricing=pricing, mapper=mapper,
+        pricing=pricing, mapper=mapper, workers=workers,
     )  # fmt: skip
     model = loaded.family.model(options)
     result = map_cascade(

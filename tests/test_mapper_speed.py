@@ -67,3 +67,39 @@ def test_map_json_reports_real_evaluations_apart_from_cache_hits(capsys):
     assert stats["searches"] + stats["cache_hits"] == len(layers)
     assert stats["evaluations"] <= sum(e["mapper_evaluations"] for e in layers)
     assert stats["evaluations_per_s"] > 0
+
+
+def test_map_model_with_two_workers_gives_the_results_of_one(monkeypatch):
+    import codesign
+    from codesign.mapper.search import Mapper
+
+    searched: list[int] = []
+    prefetch = Mapper.prefetch
+
+    def spy(self, problems, arch, constraints, options, workers):  # type: ignore[no-untyped-def]
+        searched.append(workers)
+        return prefetch(self, problems, arch, constraints, options, workers)
+
+    monkeypatch.setattr(Mapper, "prefetch", spy)
+    cascade = codesign.load("examples/models/cnn.onnx")
+    search = SearchOptions(max_evaluations=800)
+    one = codesign.map_model(cascade, TPU, search=search, workers=1)
+    two = codesign.map_model(cascade, TPU, search=search, workers=2)
+    assert searched == [2]  # workers=1 searches layer by layer; workers=2 prefetches once
+    assert [(e.name, e.mapping, e.cost) for e in one.result.einsums] == [
+        (e.name, e.mapping, e.cost) for e in two.result.einsums]  # fmt: skip
+    assert (one.cycles, one.energy_pj) == (two.cycles, two.energy_pj)
+
+
+def test_map_jobs_flag_gives_the_results_of_one_job_and_refuses_zero(capsys):
+    def run(jobs: str) -> dict:
+        argv = ["map", "examples/models/cnn.onnx", "--hw", TPU, "-q", "--evaluations", "600",
+                "--jobs", jobs, "--json", "-"]  # fmt: skip
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        doc.pop("mapper")  # wall time and evaluations/s differ between runs
+        return doc
+
+    assert run("1") == run("2")
+    assert main(["map", "examples/models/cnn.onnx", "--hw", TPU, "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err

@@ -162,3 +162,32 @@ def test_bad_topology_raises_input_error_with_file_and_line(text: str, message: 
     with pytest.raises(InputError, match=message) as info:
         parse_topology_text(text, source="topo.csv")
     assert "\n" not in str(info.value)
+
+
+def test_bundled_scalesim_energy_table_equals_the_validated_load() -> None:
+    # the .cfg path reads the bundled table without pydantic; it must be the schema's result
+    from codesign.hwmodels.loader import load_energy_table
+    from codesign.hwmodels.scalesim import DEFAULT_ERT, default_energy_table
+
+    assert default_energy_table() == load_energy_table(DEFAULT_ERT)
+
+
+def test_a_cfg_map_imports_no_pydantic_yaml_pass_library_or_other_family() -> None:
+    # start-up (issue 12): a SCALE-Sim run loads only what it uses; a fresh process sees it
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "from codesign.cli.main import main\n"
+        f"assert main(['map', {str(DATA / 'gemm.csv')!r}, '--hw', "
+        f"{str(DATA / 'ws_32x32.cfg')!r}, '--model', 'cycle', '-q', '--json', '-']) == 0\n"
+        "loaded = [m for m in ('pydantic', 'yaml', 'codesign.passes', 'codesign.hwmodels.gpu',"
+        " 'codesign.hwmodels.bitserial', 'codesign.hwmodels.schema') if m in sys.modules]\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": ""}, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stderr

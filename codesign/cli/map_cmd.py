@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from codesign.api import Report, map_model, resolve_hardware, retypes_weights
@@ -64,6 +63,11 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     )
     p.add_argument("--max-factor", action="append", default=[], metavar="LEVEL:DIM:N")
     p.add_argument("--fixed-order", action="append", default=[], metavar="LEVEL:D1,D2,...")
+    p.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="processes that search the model's distinct layers in parallel (default 1; the "
+        "mappings found do not depend on N)",
+    )  # fmt: skip
     p.add_argument("--mapping", metavar="FILE|DIR", help="evaluate given mapping(s) (YAML)")
     p.add_argument("--mapping-out", metavar="DIR", help="write each MAC Einsum's mapping here")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' = stdout)")
@@ -176,11 +180,13 @@ def map_from_flags(
         return map_model(
             cascade, loaded, cost_model=args.cost_model, search=search, seed=args.seed,
             constraints=_constraints(args), mappings=given, progress=progress,
-            ir_precision=retypes_weights(passes.reports), mapper=mapper,
+            ir_precision=retypes_weights(passes.reports), mapper=mapper, workers=args.jobs,
         )  # fmt: skip
 
     if quiet:
         return run()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("mapping {task.description}"),
         BarColumn(),
@@ -284,7 +290,8 @@ def _figures_of_merit(report: Report) -> dict:
     from codesign.hwmodels.estimators import area_breakdown_mm2, has_area_model
     from codesign.sim.report import figures_of_merit
 
-    area = area_breakdown_mm2(report.hw) if has_area_model(report.hw) else None
+    family = report.family.name
+    area = area_breakdown_mm2(report.hw, family) if has_area_model(report.hw, family) else None
     return figures_of_merit(report.result, area)
 
 
@@ -331,6 +338,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     from codesign.sim.report import plot_result, result_dict
 
     args = resolve_timeloop(args)  # --timeloop-* flags -> MODEL, --hw, --mapping
+    if args.jobs < 1:
+        raise InputError(f"--jobs must be at least 1 (got {args.jobs})")
     pipeline = parse_passes(args.passes)
     base_pipeline = pipeline
     if args.baseline_passes is not None:

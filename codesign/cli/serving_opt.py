@@ -9,16 +9,19 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from codesign.errors import InputError
-from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.interconnect import Interconnect, custom_link, interconnect_preset
-from codesign.sim.parallel import Parallelism
-from codesign.sim.serving import PricePass, Scenario, ServingReport, serve, serving_dict
+
+if TYPE_CHECKING:
+    # the serving model is imported when a scenario is asked for: `map` and `roofline` add
+    # these flags to their parsers, and a run without them must not load it
+    from codesign.hwmodels.gpu import Device
+    from codesign.hwmodels.interconnect import Interconnect
+    from codesign.sim.serving import PricePass, ServingReport
 
 
 def add_serving_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +48,8 @@ def serving_requested(args: argparse.Namespace) -> bool:
 
 
 def _link(args: argparse.Namespace) -> Interconnect | None:
+    from codesign.hwmodels.interconnect import custom_link, interconnect_preset
+
     if args.link_gbps is not None:
         if args.interconnect:
             raise InputError("give --interconnect or --link-gbps, not both")
@@ -56,7 +61,11 @@ def run_serving(
     args: argparse.Namespace, device: Device, price: PricePass
 ) -> ServingReport:
     """The report for the scenario the flags describe (`price` prices one phase's cascade)."""
+    from rich.progress import Progress
+
     from codesign.frontends.llm import resolve_llm
+    from codesign.sim.parallel import Parallelism
+    from codesign.sim.serving import Scenario, serve
 
     if not getattr(args, "llm", None):
         raise InputError("--generate/--tp/--pp need --llm NAME|config.json")
@@ -121,6 +130,8 @@ def print_serving(report: ServingReport, console: Console) -> None:
 
 def write_serving(report: ServingReport, path: str | None, console: Console) -> None:
     """Print the report; with `path` also write its JSON ('-': JSON on stdout only)."""
+    from codesign.sim.serving import serving_dict
+
     if path:
         text = json.dumps(serving_dict(report), indent=1)
         if path == "-":

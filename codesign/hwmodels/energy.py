@@ -11,6 +11,7 @@ listed nodes the factor is interpolated log-linearly in the feature size. Compon
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from codesign.hwmodels.arch import (
     Action,
@@ -18,7 +19,9 @@ from codesign.hwmodels.arch import (
     ComponentEnergy,
     EnergyTable,
 )
-from codesign.hwmodels.schema import EnergyTableSpec
+
+if TYPE_CHECKING:
+    from codesign.hwmodels.schema import EnergyTableSpec  # pydantic: for type checks only
 
 # Dynamic energy per operation relative to 45 nm (Stillmaker & Baas 2017, rounded).
 ENERGY_FACTOR_VS_45NM: tuple[tuple[float, float], ...] = (

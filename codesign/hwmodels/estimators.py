@@ -41,7 +41,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import (
@@ -52,7 +52,9 @@ from codesign.hwmodels.arch import (
     MemoryKind,
 )
 from codesign.hwmodels.energy import energy_scale
-from codesign.hwmodels.schema import ArchSpec
+
+if TYPE_CHECKING:
+    from codesign.hwmodels.schema import ArchSpec  # pydantic: for type checks only
 
 
 class ComponentClass(enum.Enum):
@@ -353,25 +355,29 @@ def _tensor_core_area(hw: Any) -> dict[str, float]:
 
 AREA_BY_FAMILY: dict[str, Callable[[Any], dict[str, float]]] = {
     "spatial": _spatial_area,
+    "scalesim": _spatial_area,  # a SCALE-Sim .cfg is built into an `Arch`
     "bitserial": _bitserial_area,
     "tensor_core": _tensor_core_area,
 }
 
 
-def _family_name(hardware: Any) -> str:
+def _family_name(hardware: Any, family: str | None) -> str:
+    if family is not None:
+        return family
     from codesign.hwmodels.registry import family_of
 
     return family_of(hardware).name
 
 
-def has_area_model(hardware: Any) -> bool:
-    """Whether `area_breakdown_mm2` can price this hardware's area (by its registry family)."""
-    return _family_name(hardware) in AREA_BY_FAMILY
+def has_area_model(hardware: Any, family: str | None = None) -> bool:
+    """Whether `area_breakdown_mm2` can price this hardware's area (by its registry family;
+    ``family``: its name where the caller loaded the card, None: looked up by type)."""
+    return _family_name(hardware, family) in AREA_BY_FAMILY
 
 
-def area_breakdown_mm2(hardware: Any) -> dict[str, float]:
+def area_breakdown_mm2(hardware: Any, family: str | None = None) -> dict[str, float]:
     """Area per component in mm^2 of any hardware whose registry family has an area model."""
-    family = _family_name(hardware)
+    family = _family_name(hardware, family)
     if family not in AREA_BY_FAMILY:
         known = ", ".join(AREA_BY_FAMILY)
         raise InputError(f"{hardware.name}: no area model for family {family!r} (known: {known})")

@@ -10,24 +10,27 @@ up here instead of sniffing files or branching on types.
 Adding a family is two files: the module that defines its spec, hardware, build and model, and
 one `register_family` call (the built-in ones are listed at the bottom of this module; a plug-in
 registers from its own module, as ``tests/test_registry.py`` does).
+
+The built-in families are registered as `_Builtin` stubs -- the keys and suffixes a card lookup
+needs -- and a family's modules (pydantic specs, hardware, roofline) are imported when the family
+is first used, so a SCALE-Sim ``.cfg`` run never loads pydantic or the other families.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pydantic
-from pydantic import BaseModel, ConfigDict
-
 from codesign.errors import InputError
 from codesign.hwmodels.presets import PRESET_DIR, resolve_card
-from codesign.hwmodels.yamlio import check_numbers, input_error, load_validated
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from codesign.hwmodels.spatial_device import RooflineHardware
     from codesign.sim.cost import HardwareModel
     from codesign.sim.family_models import CostOptions
@@ -96,12 +99,34 @@ class LoadedHardware:
     path: Path
 
 
-_FAMILIES: dict[str, Family] = {}
+@dataclass(frozen=True, slots=True)
+class _Builtin:
+    """A built-in family not yet imported: what finding a card's family needs, and `make`,
+    which imports the family's modules and returns its `Family` (same name, keys, suffixes)."""
+
+    keys: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    parses: bool  # the Family has a ``parse`` (a non-YAML card format)
+    make: Callable[[], Family]
+
+
+_FAMILIES: dict[str, Family | _Builtin] = {}  # in registration order; stubs made on first use
+
+
+def _made(name: str) -> Family:
+    entry = _FAMILIES[name]
+    if isinstance(entry, _Builtin):
+        made = entry.make()
+        if (made.name, made.keys, made.suffixes, made.parse is not None) != (
+            name, entry.keys, entry.suffixes, entry.parses
+        ):
+            raise RuntimeError(f"built-in family {name!r} differs from its registry stub")
+        _FAMILIES[name] = entry = made
+    return entry
 
 
 def register_family(family: Family, replace: bool = False) -> Family:
     """Add `family` to the registry (ValueError on a taken name or key unless `replace`)."""
-    _builtins()
     if not replace:
         if family.name in _FAMILIES:
             raise ValueError(f"hardware family {family.name!r} is already registered")
@@ -117,20 +142,20 @@ def unregister_family(name: str) -> None:
 
 
 def families() -> tuple[Family, ...]:
-    _builtins()
-    return tuple(_FAMILIES.values())
+    return tuple(_made(name) for name in list(_FAMILIES))
 
 
 def family(name: str) -> Family:
-    _builtins()
     if name not in _FAMILIES:
         raise InputError(f"unknown hardware family {name!r} (known: {', '.join(_FAMILIES)})")
-    return _FAMILIES[name]
+    return _made(name)
 
 
 def family_of(hw: object) -> Family:
-    """The family whose `build` makes objects of ``type(hw)``."""
-    for entry in families():
+    """The family whose `build` makes objects of ``type(hw)`` (families are made in order until
+    one matches: an `Arch` needs only the first)."""
+    for name in list(_FAMILIES):
+        entry = _made(name)
         if type(hw) in entry.hardware:
             return entry
     raise InputError(f"{type(hw).__name__} is not the hardware of any registered family")
@@ -140,26 +165,38 @@ DEFAULT_FAMILY = "spatial"  # a YAML card without ``family:``
 
 
 def _family_for_key(key: str | None, path: Path) -> Family:
-    for entry in families():
+    from codesign.hwmodels.yamlio import input_error
+
+    for name, entry in list(_FAMILIES.items()):
         if path.suffix.lower() in entry.suffixes and (
-            key in entry.keys or (key is None and entry.name == DEFAULT_FAMILY)
+            key in entry.keys or (key is None and name == DEFAULT_FAMILY)
         ):
-            return entry
-    yaml_keys = sorted(k for f in families() for k in f.keys)
+            return _made(name)
+    yaml_keys = sorted(k for f in _FAMILIES.values() for k in f.keys)
     raise input_error(
         path, ("family",), f"unknown hardware family {key!r} (known: {', '.join(yaml_keys)}; "
         "none for a spatial array)"
     )  # fmt: skip
 
 
-class _Card(BaseModel):
-    """A YAML card's top level before its family is known: ``family:`` plus everything else."""
+@functools.cache
+def _card_head() -> type[BaseModel]:
+    """A YAML card's top level before its family is known: ``family:`` plus everything else
+    (built on first use: only YAML cards need pydantic)."""
+    from pydantic import BaseModel, ConfigDict
 
-    model_config = ConfigDict(extra="allow")
-    family: str | None = None
+    class _Card(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        family: str | None = None
+
+    return _Card
 
 
 def _validate(path: Path, data: dict[str, Any], spec: type[BaseModel], key: str | None) -> Any:
+    import pydantic
+
+    from codesign.hwmodels.yamlio import check_numbers, input_error
+
     try:
         validated = spec.model_validate(data)
         check_numbers(path, validated)  # numbers written as strings became numbers just now
@@ -177,10 +214,15 @@ def load_card(path: Path) -> LoadedHardware:
     """Parse the card at `path` once, pick its family, validate and build it."""
     path = Path(path)
     suffix = path.suffix.lower()
-    for entry in families():
-        if entry.parse is not None and suffix in entry.suffixes:
+    for name, stub in list(_FAMILIES.items()):
+        parses = stub.parses if isinstance(stub, _Builtin) else stub.parse is not None
+        if parses and suffix in stub.suffixes:
+            entry = _made(name)
+            assert entry.parse is not None
             return LoadedHardware(entry.build(entry.parse(path), path), entry, path)
-    head = load_validated(path, _Card)
+    from codesign.hwmodels.yamlio import load_validated
+
+    head: Any = load_validated(path, _card_head())
     entry = _family_for_key(head.family, path)
     data = dict(head.model_extra or {})
     if head.family is not None and "family" in getattr(entry.spec, "model_fields", {}):
@@ -244,52 +286,90 @@ def _attention_array_model(options: CostOptions) -> HardwareModel:
     return attention_array_model(options)
 
 
-_BUILTINS_REGISTERED: list[bool] = []  # set before registering: register_family re-enters
+_SPATIAL_COMMANDS = frozenset({Command.MAP, Command.ROOFLINE, Command.DSE})
 
 
-def _builtins() -> None:
-    """Register the built-in families (once, on first use: their modules import this one)."""
-    if _BUILTINS_REGISTERED:
-        return
-    _BUILTINS_REGISTERED.append(True)
-    from codesign.hwmodels import roofline_devices as roofs
+def _spatial_roofline(hw: Any) -> RooflineHardware:
+    from codesign.hwmodels.spatial_device import spatial_roofline
+
+    return spatial_roofline(hw)
+
+
+def _make_spatial() -> Family:
     from codesign.hwmodels.arch import Arch
+    from codesign.hwmodels.loader import arch_from_spec
+    from codesign.hwmodels.nm_array import NMArray
+    from codesign.hwmodels.schema import ArchSpec
+
+    return Family("spatial", ArchSpec, arch_from_spec, _spatial_model, (Arch, NMArray),
+                  _SPATIAL_COMMANDS, ("spatial",), roofline=_spatial_roofline,
+                  takes_mappings=True)  # fmt: skip
+
+
+def _make_scalesim() -> Family:
+    from codesign.hwmodels.scalesim import ScaleSimConfig, arch_from_scalesim, load_config
+
+    return Family("scalesim", ScaleSimConfig, lambda c, p: arch_from_scalesim(c, str(p)),
+                  _spatial_model, (), _SPATIAL_COMMANDS, suffixes=(".cfg",), parse=load_config,
+                  roofline=_spatial_roofline, takes_mappings=True)  # fmt: skip
+
+
+def _make_bitserial() -> Family:
     from codesign.hwmodels.bitserial import BitSerialArray, BitSerialSpec, array_from_spec
+    from codesign.hwmodels.roofline_devices import bitserial_roofline
+
+    return Family("bitserial", BitSerialSpec, lambda s, p: array_from_spec(s, str(p)),
+                  _bitserial_model, (BitSerialArray,), frozenset({Command.MAP, Command.ROOFLINE}),
+                  ("bitserial",), roofline=bitserial_roofline)  # fmt: skip
+
+
+def _make_tensor_core() -> Family:
+    from codesign.hwmodels.lut_tc import TensorCoreGpu, TensorCoreSpec, tensor_core_from_spec
+    from codesign.hwmodels.roofline_devices import tensor_core_roofline
+
+    return Family("tensor_core", TensorCoreSpec, tensor_core_from_spec, _tensor_core_model,
+                  (TensorCoreGpu,), frozenset({Command.MAP, Command.ROOFLINE}), ("tensor_core",),
+                  roofline=tensor_core_roofline)  # fmt: skip
+
+
+def _make_device() -> Family:
+    from codesign.hwmodels.gpu import Device, DeviceSpec, device_from_spec
+    from codesign.hwmodels.spatial_device import device_roofline
+
+    return Family("device", DeviceSpec, device_from_spec, _device_model, (Device,),
+                  frozenset({Command.MAP, Command.ROOFLINE, Command.BENCH}), ("gpu", "cpu"),
+                  roofline=device_roofline)  # fmt: skip
+
+
+def _make_piuma() -> Family:
+    from codesign.hwmodels.piuma import PiumaArch, PiumaSpec, piuma_from_spec
+    from codesign.hwmodels.roofline_devices import piuma_roofline
+
+    return Family("piuma", PiumaSpec, piuma_from_spec, _piuma_model, (PiumaArch,),
+                  frozenset({Command.MAP, Command.GRAPH, Command.ROOFLINE}), ("piuma",),
+                  roofline=piuma_roofline)  # fmt: skip
+
+
+def _make_attention_array() -> Family:
     from codesign.hwmodels.fusemax import AttentionArray, AttentionArraySpec
     from codesign.hwmodels.fusemax import attention_array_from_spec as attention_array_build
-    from codesign.hwmodels.gpu import Device, DeviceSpec, device_from_spec
-    from codesign.hwmodels.loader import arch_from_spec
-    from codesign.hwmodels.lut_tc import TensorCoreGpu, TensorCoreSpec, tensor_core_from_spec
-    from codesign.hwmodels.nm_array import NMArray
-    from codesign.hwmodels.piuma import PiumaArch, PiumaSpec, piuma_from_spec
-    from codesign.hwmodels.scalesim import ScaleSimConfig, arch_from_scalesim, load_config
-    from codesign.hwmodels.schema import ArchSpec
-    from codesign.hwmodels.spatial_device import device_roofline, spatial_roofline
 
-    spatial_commands = frozenset({Command.MAP, Command.ROOFLINE, Command.DSE})
-    for entry in (
-        Family("spatial", ArchSpec, arch_from_spec, _spatial_model, (Arch, NMArray),
-               spatial_commands, ("spatial",), roofline=spatial_roofline, takes_mappings=True),
-        Family("scalesim", ScaleSimConfig, lambda c, p: arch_from_scalesim(c, str(p)),
-               _spatial_model, (), spatial_commands, suffixes=(".cfg",), parse=load_config,
-               roofline=spatial_roofline, takes_mappings=True),
-        Family("bitserial", BitSerialSpec, lambda s, p: array_from_spec(s, str(p)),
-               _bitserial_model, (BitSerialArray,), frozenset({Command.MAP, Command.ROOFLINE}),
-               ("bitserial",), roofline=roofs.bitserial_roofline),
-        Family("tensor_core", TensorCoreSpec, tensor_core_from_spec, _tensor_core_model,
-               (TensorCoreGpu,), frozenset({Command.MAP, Command.ROOFLINE}), ("tensor_core",),
-               roofline=roofs.tensor_core_roofline),
-        Family("device", DeviceSpec, device_from_spec, _device_model, (Device,),
-               frozenset({Command.MAP, Command.ROOFLINE, Command.BENCH}), ("gpu", "cpu"),
-               roofline=device_roofline),
-        Family("piuma", PiumaSpec, piuma_from_spec, _piuma_model, (PiumaArch,),
-               frozenset({Command.MAP, Command.GRAPH, Command.ROOFLINE}), ("piuma",),
-               roofline=roofs.piuma_roofline),
-        Family("attention_array", AttentionArraySpec, attention_array_build,
-               _attention_array_model, (AttentionArray,), frozenset({Command.MAP}),
-               ("attention_array",)),
-    ):  # fmt: skip
-        register_family(entry)
+    return Family("attention_array", AttentionArraySpec, attention_array_build,
+                  _attention_array_model, (AttentionArray,), frozenset({Command.MAP}),
+                  ("attention_array",))  # fmt: skip
+
+
+_YAML = (".yaml", ".yml")
+# the built-in families as stubs (`_made` checks each against the Family it makes)
+_FAMILIES.update({
+    "spatial": _Builtin(("spatial",), _YAML, False, _make_spatial),
+    "scalesim": _Builtin((), (".cfg",), True, _make_scalesim),
+    "bitserial": _Builtin(("bitserial",), _YAML, False, _make_bitserial),
+    "tensor_core": _Builtin(("tensor_core",), _YAML, False, _make_tensor_core),
+    "device": _Builtin(("gpu", "cpu"), _YAML, False, _make_device),
+    "piuma": _Builtin(("piuma",), _YAML, False, _make_piuma),
+    "attention_array": _Builtin(("attention_array",), _YAML, False, _make_attention_array),
+})
 
 
 __all__ = [

@@ -5,28 +5,57 @@ level holding SCALE-Sim's three operand SRAMs (their sizes added), above a one-w
 that keeps the dataflow's stationary operand.  ``InterfaceBandwidth: CALC`` (SCALE-Sim sizes the
 interface so it never stalls) is an unlimited DRAM bandwidth; ``USER`` takes the first
 ``Bandwidth`` value in words per cycle.  SCALE-Sim has no energy model: energies come from
-``data/scalesim_default_ert.yaml`` (ZigZag's tpu_like numbers, with their source).
+``data/scalesim_default_ert.json`` (ZigZag's tpu_like numbers, with their source; JSON so
+that a ``.cfg`` run needs no YAML parser, and still loadable by `load_energy_table`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 from codesign.hwmodels.arch import (
     Action,
+    ActionEnergy,
     Arch,
+    ComponentEnergy,
     ComputeUnit,
     EnergyTable,
     MemoryKind,
     StorageLevel,
     TensorRole,
 )  # fmt: skip
-from codesign.hwmodels.loader import load_energy_table
 from codesign.hwmodels.scalesim_config import InterfaceBandwidth, ScaleSimConfig, load_config
 
-DEFAULT_ERT = Path(__file__).parent / "data" / "scalesim_default_ert.yaml"
+DEFAULT_ERT = Path(__file__).parent / "data" / "scalesim_default_ert.json"
 _SRAM_BLOCK_WORDS = 256  # the ERT's SRAM energies are per 2048-bit access
 _DRAM_BLOCK_WORDS = 8
+
+
+@functools.cache
+def default_energy_table() -> EnergyTable:
+    """`DEFAULT_ERT`, read without the pydantic schema and YAML: the file ships with the package
+    (no user input to validate) and a ``.cfg`` run then imports neither.  Equal to
+    ``load_energy_table(DEFAULT_ERT)`` (tests/test_scalesim_config.py checks it)."""
+    data = json.loads(DEFAULT_ERT.read_text(encoding="utf-8"))
+    components = tuple(
+        ComponentEnergy(
+            component["name"],
+            tuple(
+                ActionEnergy(
+                    Action(action["name"]), float(action["energy_pj"]),
+                    action.get("source") or component.get("source") or data["source"],
+                    action.get("bits"),
+                )  # fmt: skip
+                for action in component["actions"]
+            ),
+            float(component.get("area_um2", 0.0)),
+            component.get("source") or data["source"],
+        )
+        for component in data["components"]
+    )
+    return EnergyTable(data["name"], float(data["technology_nm"]), components, data["source"])
 
 
 def _level(
@@ -55,7 +84,7 @@ def _level(
 
 
 def arch_from_scalesim(config: ScaleSimConfig, source_path: str = "") -> Arch:
-    table = load_energy_table(DEFAULT_ERT)
+    table = default_energy_table()
     bandwidth = (
         float(config.bandwidth_words_per_cycle[0])
         if config.interface_bandwidth is InterfaceBandwidth.USER

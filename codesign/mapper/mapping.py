@@ -16,15 +16,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
-from codesign.hwmodels.yamlio import input_error, load_validated
 from codesign.mapper.problem import Problem
 
 
@@ -71,6 +67,8 @@ class Mapping:
                 for level in self.levels
             ],
         }
+        import yaml  # only a mapping written out needs it
+
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
@@ -217,25 +215,6 @@ def from_arrays(
     return Mapping(problem.name, tuple(levels))
 
 
-LoopSpec = tuple[str, Annotated[int, Field(gt=0)]]
-
-
-class _LevelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    level: str
-    temporal: tuple[LoopSpec, ...] = ()
-    spatial_x: tuple[LoopSpec, ...] = ()
-    spatial_y: tuple[LoopSpec, ...] = ()
-    keep: tuple[str, ...] | None = None
-    bypass: tuple[str, ...] = ()
-
-
-class _MappingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    problem: str
-    levels: tuple[_LevelSpec, ...] = Field(min_length=1)
-
-
 def load_mapping(
     path: str | Path, problem: Problem | None = None, arch: Arch | None = None
 ) -> Mapping:
@@ -247,7 +226,10 @@ def load_mapping(
     group). Tensors may be named by their own names or, given ``problem``, by Timeloop's
     Weights/Inputs/Outputs; names are stored canonical (the problem's own).
     """
-    spec = load_validated(path, _MappingSpec)
+    from codesign.hwmodels.yamlio import input_error, load_validated
+    from codesign.mapper.mapping_spec import MappingSpec
+
+    spec = load_validated(path, MappingSpec)
     levels = []
     for index, level in enumerate(spec.levels):
         if level.keep is None:

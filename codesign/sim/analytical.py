@@ -26,6 +26,8 @@ charges ``ceil(accesses / block size)`` vector accesses; docs/timeloop.md).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -74,34 +76,101 @@ def _projection_coefficients(problem: Problem) -> np.ndarray:
     return coef
 
 
-def _footprint(coef: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """extents (..., D) -> (ranges (..., T, J), footprint (..., T))."""
-    ranges = 1 + np.einsum("tjd,...d->...tj", coef, extents - 1)
+def _footprint(k: _Constants, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """extents (..., D) -> (ranges (..., T, J), footprint (..., T)).
+
+    A matrix product with `_Constants.coef_matrix` rather than an einsum: extents and
+    coefficients are whole numbers far below 2**53, so every partial sum is exact and the
+    result does not depend on the order in which BLAS sums."""
+    n_t, n_j, n_d = k.coef.shape
+    flat = (extents - 1).reshape(-1, n_d) @ k.coef_matrix
+    ranges = 1 + flat.reshape(*extents.shape[:-1], n_t, n_j)
     return ranges, np.prod(ranges, axis=-1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Constants:
+    """What `evaluate_batch` needs of a (problem, arch) pair that no mapping changes: computed
+    once per pair (`_constants`), read-only arrays.  Shapes: T tensors, J tensor dims, D
+    problem dims, L levels."""
+
+    coef: np.ndarray  # (T, J, D) int64 projection coefficients
+    coef_matrix: np.ndarray  # (D, T * J) float64: coef for one matrix product per footprint
+    relevant: np.ndarray  # (T, D) bool: dim d indexes tensor t
+    irrelevant: np.ndarray  # (T, D) float64: 1.0 where d does not index t
+    is_output: np.ndarray  # (T,) bool
+    bounds: np.ndarray  # (D,) the problem's loop bounds
+    size_words: np.ndarray  # (L,) capacity, inf for unbounded
+    fanout_x: np.ndarray  # (L,)
+    fanout_y: np.ndarray  # (L,)
+    read_bw: np.ndarray  # (L,) words per cycle, inf for unbounded
+    write_bw: np.ndarray  # (L,)
+    e_read: np.ndarray  # (1, L, 1) pJ per word
+    e_write: np.ndarray  # (1, L, 1)
+    e_update: np.ndarray  # (1, L, 1)
+    leak: np.ndarray  # (1, L) pJ per cycle
+    block: np.ndarray  # (1, L, 1) float64 words per access
+    seq_level: np.ndarray  # (L * D,) the level of each position of the flattened nest
+    positions: np.ndarray  # (L * D,) 0, 1, ...
+    mac_energy_pj: float  # of all the problem's MACs
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(problem: Problem, arch: Arch) -> _Constants:
+    """The mapping-independent part of `evaluate_batch` (a search prices ~20 batches of the
+    same pair; problems and archs are frozen, hashable values)."""
+    coef = _projection_coefficients(problem)
+    relevant = coef.sum(axis=1) > 0
+    levels = arch.levels
+    out = _Constants(
+        coef=coef,
+        coef_matrix=coef.reshape(-1, coef.shape[2]).T.astype(np.float64),
+        relevant=relevant,
+        irrelevant=(~relevant).astype(np.float64),
+        is_output=np.array([t.is_output for t in problem.tensors]),
+        bounds=np.array(problem.bounds),
+        size_words=np.array([np.inf if lv.size_words is None else lv.size_words for lv in levels]),
+        fanout_x=np.array([lv.fanout_x for lv in levels]),
+        fanout_y=np.array([lv.fanout_y for lv in levels]),
+        read_bw=np.array([_bw(lv.read_bandwidth_words_per_cycle) for lv in levels]),
+        write_bw=np.array([_bw(lv.write_bandwidth_words_per_cycle) for lv in levels]),
+        e_read=np.array([lv.read_energy_pj for lv in levels])[None, :, None],
+        e_write=np.array([lv.write_energy_pj for lv in levels])[None, :, None],
+        e_update=np.array([lv.update_energy_pj for lv in levels])[None, :, None],
+        leak=np.array([lv.leak_energy_pj_per_cycle for lv in levels])[None, :],
+        block=np.array([lv.block_words for lv in levels], dtype=np.float64)[None, :, None],
+        seq_level=np.repeat(np.arange(len(levels)), len(problem.dim_names)),
+        positions=np.arange(len(levels) * len(problem.dim_names)),
+        mac_energy_pj=problem.macs * problem.ops_per_point * arch.compute.mac_energy_pj,
+    )
+    for entry in dataclasses.fields(out):
+        value = getattr(out, entry.name)
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)  # shared by every batch of the pair
+    return out
 
 
 def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> BatchCost:
     """Price every mapping of a batch at once (see the module docstring for the equations)."""
+    k = _constants(problem, arch)
     temporal = arrays.temporal.astype(np.float64)
     spatial = (arrays.spatial_x * arrays.spatial_y).astype(np.float64)
     keep = arrays.keep
     n_b, n_l, n_d = temporal.shape
     n_t = len(problem.tensors)
-    coef = _projection_coefficients(problem)
-    relevant = coef.sum(axis=1) > 0  # (T, D)
-    is_output = np.array([t.is_output for t in problem.tensors])
+    coef, relevant, is_output = k.coef, k.relevant, k.is_output
 
     # Extents of each dim over the loops at level l and below; index L is the compute.
     per_level = temporal * spatial
     ext = np.ones((n_b, n_l + 1, n_d))
     ext[:, :n_l] = np.cumprod(per_level[:, ::-1], axis=1)[:, ::-1]
-    ranges, tile = _footprint(coef, ext[:, :n_l])  # (B, L, T, J), (B, L, T)
+    ranges, tile = _footprint(k, ext[:, :n_l])  # (B, L, T, J), (B, L, T)
 
     # Utilized instances above each level, and the multicast/reduction spatial products.
     spat_all = np.prod(spatial, axis=2)  # (B, L)
     instances = np.ones((n_b, n_l + 1))
     instances[:, 1:] = np.cumprod(spat_all, axis=1)
-    irr = np.exp(np.einsum("bld,td->blt", np.log(spatial), (~relevant).astype(np.float64)))
+    irr = np.exp(np.einsum("bld,td->blt", np.log(spatial), k.irrelevant))
     irr_cum = np.ones((n_b, n_l + 1, n_t))
     irr_cum[:, 1:] = np.cumprod(irr, axis=1)
     padded_points = np.prod(per_level, axis=(1, 2))
@@ -111,14 +180,14 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     spat_rev = np.ones((n_b, n_l + 1, n_d))
     spat_rev[:, :n_l] = np.cumprod(spatial[:, ::-1], axis=1)[:, ::-1]
     distinct_ext = np.prod(temporal, axis=1)[:, None, :] * spat_rev[:, :n_l]
-    _, distinct = _footprint(coef, distinct_ext)  # (B, L, T)
+    _, distinct = _footprint(k, distinct_ext)  # (B, L, T)
 
     # The temporal nest above each level, as a flat sequence (outer to inner).
     seq_dim = arrays.order.reshape(n_b, n_l * n_d)
-    seq_level = np.repeat(np.arange(n_l), n_d)
+    seq_level = k.seq_level
     seq_bound = np.take_along_axis(temporal, arrays.order, axis=2).reshape(n_b, n_l * n_d)
     cum = np.cumprod(seq_bound, axis=1)
-    pos = np.arange(n_l * n_d)
+    pos = k.positions
     real = seq_bound > 1
     last_any = np.maximum.accumulate(np.where(real, pos, -1), axis=1)  # (B, P)
     rel_seq = relevant[:, seq_dim].transpose(1, 0, 2) & real[:, None, :]  # (B, T, P)
@@ -185,42 +254,34 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     del l_idx
 
     # Capacity and spatial legality.
-    size = np.array([np.inf if lv.size_words is None else lv.size_words for lv in arch.levels])
     used = np.sum(np.where(keep, tile, 0), axis=2)
-    over_capacity = used > size[None, :]
-    fan_x = np.array([lv.fanout_x for lv in arch.levels])
-    fan_y = np.array([lv.fanout_y for lv in arch.levels])
+    over_capacity = used > k.size_words[None, :]
     spatial_ok = np.all(
-        (np.prod(arrays.spatial_x, axis=2) <= fan_x) & (np.prod(arrays.spatial_y, axis=2) <= fan_y),
+        (np.prod(arrays.spatial_x, axis=2) <= k.fanout_x)
+        & (np.prod(arrays.spatial_y, axis=2) <= k.fanout_y),
         axis=1,
     )
-    covers = np.all(np.prod(per_level, axis=1) >= np.array(problem.bounds)[None, :], axis=1)
+    covers = np.all(np.prod(per_level, axis=1) >= k.bounds[None, :], axis=1)
     valid = ~np.any(over_capacity, axis=1) & spatial_ok & covers & np.all(homed, axis=1)
 
     # Cycles.
     compute_cycles = np.prod(temporal, axis=(1, 2))
-    rbw = np.array([_bw(lv.read_bandwidth_words_per_cycle) for lv in arch.levels])
-    wbw = np.array([_bw(lv.write_bandwidth_words_per_cycle) for lv in arch.levels])
     level_cycles = np.maximum(
-        reads.sum(axis=2) / rbw[None, :], (fills + updates).sum(axis=2) / wbw[None, :]
+        reads.sum(axis=2) / k.read_bw[None, :], (fills + updates).sum(axis=2) / k.write_bw[None, :]
     )
     cycles = np.maximum(compute_cycles, level_cycles.max(axis=1))
 
     # Energy.
-    e_read = np.array([lv.read_energy_pj for lv in arch.levels])[None, :, None]
-    e_write = np.array([lv.write_energy_pj for lv in arch.levels])[None, :, None]
-    e_update = np.array([lv.update_energy_pj for lv in arch.levels])[None, :, None]
-    leak = np.array([lv.leak_energy_pj_per_cycle for lv in arch.levels])[None, :]
-    block = np.array([lv.block_words for lv in arch.levels], dtype=np.float64)[None, :, None]
+    block = k.block
     tensor_energy = (
-        _blocks(reads, block) * e_read
-        + _blocks(fills, block) * e_write
-        + _blocks(updates, block) * e_update
+        _blocks(reads, block) * k.e_read
+        + _blocks(fills, block) * k.e_write
+        + _blocks(updates, block) * k.e_update
     ) * instances[:, :n_l, None]
-    leak_energy = leak * cycles[:, None] * instances[:, :n_l]
+    leak_energy = k.leak * cycles[:, None] * instances[:, :n_l]
     level_energy = tensor_energy.sum(axis=2) + leak_energy
     compute_energy = (
-        problem.macs * problem.ops_per_point * arch.compute.mac_energy_pj
+        k.mac_energy_pj
         + arch.compute.leak_energy_pj_per_cycle * cycles * instances[:, n_l]
     )
     energy = level_energy.sum(axis=1) + compute_energy

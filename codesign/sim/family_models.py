@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
-from codesign.hwmodels.bitserial import BitSerialArray
-from codesign.hwmodels.gpu import Device
-from codesign.hwmodels.lut_tc import TensorCoreGpu
 from codesign.hwmodels.nm_array import NMArray
-from codesign.hwmodels.piuma import PiumaArch
 from codesign.hwmodels.sparse_support import SparseAction
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.stats import einsum_stats
@@ -38,10 +34,18 @@ from codesign.mapper.mapping import Mapping, check_mapping
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
 from codesign.sim.analytical import AnalyticalModel
-from codesign.sim.attention_array import AttentionArrayModel
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
 from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost
+
+if TYPE_CHECKING:
+    # each family's hardware and model is imported by its factory below, on first use, so that
+    # pricing one family (a SCALE-Sim .cfg) does not load the others' pydantic specs
+    from codesign.hwmodels.bitserial import BitSerialArray
+    from codesign.hwmodels.gpu import Device
+    from codesign.hwmodels.lut_tc import TensorCoreGpu
+    from codesign.hwmodels.piuma import PiumaArch
+    from codesign.sim.attention_array import AttentionArrayModel
 
 ANALYTICAL = "analytical"
 CYCLE = "cycle"
@@ -71,6 +75,11 @@ class CostOptions:
     sparse: bool = True
     pricing: CostModel | None = None
     mapper: Mapper | None = field(default=None, compare=False)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InputError(f"workers must be at least 1 (got {self.workers})")
 
 
 class EinsumPricing(Protocol):
@@ -106,6 +115,24 @@ class SpatialModel:
     options: CostOptions
     mapper: Mapper
     _densities: dict[int, tuple[Cascade, CostModel]] = field(default_factory=dict)
+    _prefetched: dict[int, Cascade] = field(default_factory=dict)
+
+    def _prefetch(self, cascade: Cascade, arch: Arch) -> None:
+        """Search the cascade's distinct MAC Einsums over ``options.workers`` processes, once."""
+        if self.options.workers < 2 or self._prefetched.get(id(cascade)) is cascade:
+            return
+        self._prefetched[id(cascade)] = cascade
+        given = {name for name, _ in self.options.mappings}
+        problems = [
+            problem
+            for einsum in cascade.einsums
+            if not einsum.is_view and einsum.name not in given
+            for problem in (problem_from_einsum(einsum, cascade),)
+            if problem is not None
+        ]
+        self.mapper.prefetch(
+            problems, arch, self.options.constraints, self.options.search, self.options.workers
+        )
 
     def _pricing(self, cascade: Cascade, arch: Arch) -> CostModel:
         if self.options.pricing is not None:
@@ -148,6 +175,7 @@ class SpatialModel:
             check_mapping(mapping, problem, arch, where=f"mapping of {einsum.name}")
             evaluations = 0
         else:
+            self._prefetch(cascade, arch)
             found = self.mapper.map(problem, arch, self.options.constraints, self.options.search)
             mapping, evaluations = found.mapping, found.evaluations
         cost = pricing.evaluate(problem, mapping, arch)
@@ -341,6 +369,8 @@ def piuma_model(options: CostOptions) -> PiumaRooflineModel:
 
 
 def attention_array_model(options: CostOptions) -> AttentionArrayModel:
+    from codesign.sim.attention_array import AttentionArrayModel
+
     _only_analytical(options, "attention_array")
     return AttentionArrayModel()
 

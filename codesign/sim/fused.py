@@ -34,7 +34,6 @@ from typing import Any
 from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade
 from codesign.ir.groups import FusedGroup
-from codesign.passes.fuse import shared_tile_bytes
 from codesign.sim.cost import Cost, LevelCost, TensorActions
 
 REGISTERS = "registers"  # the on-chip level of a family that prices none
@@ -125,6 +124,10 @@ def _on_chip_levels(
                 for a in cost_level.tensors:
                     if _base(a.tensor) in kept:
                         kept[_base(a.tensor)].add(hardware.level_index(cost_level.name))
+        # imported here: only cascades with fused groups need it, and importing the pass
+        # library up front would cost every unfused run (a SCALE-Sim .cfg) its start-up
+        from codesign.passes.fuse import shared_tile_bytes
+
         out = {}
         for t, where in kept.items():
             tile_bits = shared_tile_bytes(cascade, t)[0] * 8
