@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesign.codegen import runner
-from codesign.codegen.groups import default_groups
+from codesign.codegen.groups import kernel_plan
 from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
 from codesign.codegen.te_lower import LoweredCascade, lower_cascade
 from codesign.errors import InputError
@@ -194,8 +194,9 @@ def compile_cascade(
     """Lower, schedule and build `cascade` for `target` ("llvm" or "cuda").
 
     `schedule` is one of `SCHEDULES` (default, dlight, metaschedule).  `groups` lists the
-    Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None derives
-    them with `default_groups`, ``()`` compiles one kernel per Einsum.  A "cuda" build holds
+    Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None takes
+    `kernel_plan`'s (the cascade's fused-group records, else `default_groups`), ``()``
+    compiles one kernel per Einsum.  A "cuda" build holds
     the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
     `out_dir`, the build is also exported there (`CompiledCascade.export`).
     """
@@ -204,7 +205,7 @@ def compile_cascade(
     if schedule not in SCHEDULES:
         raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     if groups is None:
-        groups = default_groups(cascade)
+        groups = kernel_plan(cascade).groups
     lowered = lower_cascade(cascade, groups)  # raises the install hint when TVM is missing
     import tvm  # noqa: PLC0415
 
