@@ -5,6 +5,7 @@ one PrimFunc cannot hold it, with the reason; numerics equal the reference inter
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,18 @@ def test_compile_with_a_bad_pipeline_exits_2_with_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--passes" in err and "nope" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_tvm
+def test_bench_passes_times_one_kernel_per_recorded_group(tmp_path, capsys):
+    from tests.test_codegen_cli import _host_yaml
+
+    hw = _host_yaml(tmp_path / "host_cpu.yaml")
+    report = tmp_path / "bench.json"
+    argv = ["bench", str(MODELS / "cnn.onnx"), "--hw", str(hw), "--passes", "fuse-elementwise",
+            "--peers", "", "--repeat", "1", "--rounds", "1", "--json", str(report)]  # fmt: skip
+    assert main(argv) == 0
+    fused = _fused(load_model(str(MODELS / "cnn.onnx")), "fuse-elementwise")
+    kernels = [tuple(k["einsums"]) for k in json.loads(report.read_text())["kernels"]]
+    assert [k for k in kernels if len(k) > 1] == [g.einsums for g in fused.groups]
+    assert "kernels: one per fused group of --passes" in capsys.readouterr().out
