@@ -1,8 +1,14 @@
 """`codesign compile` (TVM build + runner) and `codesign bench` (TVM vs roofline and peers).
 
-    codesign compile MODEL --target llvm|cuda [--schedule S | --tune TRIALS] [--cuda-arch A] -o DIR
+    codesign compile MODEL --target llvm|cuda [--schedule S | --tune TRIALS] [--cuda-arch A]
+        [--passes PIPELINE] -o DIR
     codesign bench MODEL --target llvm [--tune TRIALS] [--hw host_cpu.yaml] [--repeat N]
-        [--peers onnxruntime,torch] [--json PATH] [--plot PNG]
+        [--peers onnxruntime,torch] [--passes PIPELINE] [--json PATH] [--plot PNG]
+
+With ``--passes`` (e.g. ``fuse-elementwise`` or ``fuse{buffer_kib=256}``) the pipeline runs on
+the model first and each fused group it records becomes one kernel
+(`codesign.codegen.groups.kernel_plan`); without it the kernels are contraction + epilogue
+groups derived from the cascade.
 
 `bench` is `codesign.codegen.compare.bench_model`: one row per kernel (a fused group), with the
 roofline prediction of that group and each TVM build's time, then the whole model beside
@@ -22,10 +28,13 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_passes
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
+    from codesign.codegen.groups import KernelPlan
     from codesign.hwmodels.gpu import Device
+    from codesign.ir.cascade import Cascade
 
 BENCH_TARGETS = ("llvm",)
 
@@ -45,6 +54,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--cuda-arch", default="sm_80", help="CUDA arch for --target cuda")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the exported sample inputs")
+    add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("bench", help="TVM kernels vs the host roofline, onnxruntime and torch")
@@ -69,6 +79,7 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
                    "may use)")  # fmt: skip
     p.add_argument("--json", metavar="PATH", help="write the comparison as JSON ('-' = stdout)")
     p.add_argument("--plot", metavar="PNG", help="write a per-kernel and per-model bar chart")
+    add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=cmd_bench)
 
 
@@ -77,24 +88,48 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=140)
 
 
+def _load(args: argparse.Namespace) -> Cascade:
+    """The model with the ``--passes`` pipeline applied (parsed before the model loads)."""
+    from codesign.cli.commands import load_from_args
+
+    pipeline = parse_passes(args.passes)
+    return apply_passes(load_from_args(args), pipeline, measure_error=False).cascade
+
+
+def _plan_lines(plan: KernelPlan) -> list[str]:
+    """Where the kernels come from, and why a recorded group became several kernels."""
+    if plan.source == "ir":
+        head = f"kernels: one per fused group of --passes ({len(plan.groups)} multi-Einsum)"
+    else:
+        head = (
+            f"kernels: {len(plan.groups)} contraction + epilogue groups derived from the "
+            "cascade (--passes fuse-elementwise records them in the IR)"
+        )
+    return [head, *(f"  {note}" for note in plan.notes)]
+
+
 # -- compile --------------------------------------------------------------------------------------
 def cmd_compile(args: argparse.Namespace) -> int:
-    from codesign.cli.commands import load_from_args
+    from codesign.codegen.groups import kernel_plan
     from codesign.codegen.schedules import ScheduleOptions
     from codesign.codegen.tvm import compile_cascade, cuda_source, nvcc_compile
 
     if args.tune < 0:
         raise InputError(f"--tune {args.tune}: must be at least 0")
-    cascade = load_from_args(args)
+    cascade = _load(args)
+    plan = kernel_plan(cascade)
     schedule, options = args.schedule, None
     if args.tune:
         schedule = "metaschedule"
         options = ScheduleOptions(trials=args.tune, work_dir=Path(args.out) / "tuning")
     compiled = compile_cascade(
-        cascade, target=args.target, schedule=schedule, cuda_arch=args.cuda_arch, options=options
-    )
+        cascade, args.target, schedule, cuda_arch=args.cuda_arch, options=options,
+        groups=plan.groups,
+    )  # fmt: skip
     out = compiled.export(args.out, seed=args.seed)
     console = _console()
+    for line in _plan_lines(plan):
+        console.print(line, soft_wrap=True)
     if args.target == "cuda":
         (out / "kernels.cu").write_text(cuda_source(compiled))
     console.print(
@@ -145,8 +180,8 @@ def _fmt_ratio(ratio: float | None) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from codesign.cli.commands import load_from_args
     from codesign.codegen.compare import BenchOptions, bench_model, plot, result_dict
+    from codesign.codegen.groups import kernel_plan
 
     if args.target not in BENCH_TARGETS:
         raise InputError(
@@ -163,7 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if threads < 1:
         raise InputError(f"--threads {threads}: must be at least 1")
     device, how = _host_device(args.hw)
-    cascade = load_from_args(args)
+    cascade = _load(args)
     model_path = Path(args.model) if args.model and Path(args.model).is_file() else None
     peers = tuple(p for p in args.peers.split(",") if p) if args.peers else ()
     tuning_dir = Path(args.tuning_dir) if args.tuning_dir else Path("tvm_tuning") / cascade.name
@@ -199,6 +234,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         label = k.symbol.removeprefix("cs_") + (f" (+{len(k.einsums) - 1})" if len(k.einsums) > 1
                                                  else "")  # fmt: skip
         table.add_row(label, _fmt_us(k.predicted_s), *cells, k.bound)
+    for line in _plan_lines(kernel_plan(cascade)):
+        console.print(line, soft_wrap=True)
     console.print(table)
     models = Table(title=f"{cascade.name}: whole model on this host (same inputs)")
     for col in ("runtime", "µs per inference", "vs roofline"):

@@ -19,6 +19,7 @@ from codesign.hwmodels.registry import Command, load_hardware_card
 from codesign.hwmodels.spatial_device import RooflineHardware
 from codesign.ir.cascade import Cascade
 from codesign.ir.dtypes import DType
+from codesign.passes import Pipeline
 from codesign.sim.roofline import (
     PhaseReport,
     RooflineOptions,
@@ -32,6 +33,7 @@ from codesign.sim.roofline import (
 )
 from codesign.sim.roofline_spatial import keeps_bytes_override
 
+FLASH_PASS = "flash-attention"
 _BITS_FLOAT = {32: DType.F32, 16: DType.F16}
 _BITS_INT = {8: DType.I8, 4: DType.I4, 2: DType.I2}
 
@@ -71,7 +73,8 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--abits", metavar="BITS|DTYPE", help="activation type (default: the IR's)")
     p.add_argument("--kvbits", metavar="BITS|DTYPE", help="KV-cache type (default: activations)")
     p.add_argument("--flash-attention", action="store_true",
-                   help="attention (QK^T, softmax, SV) as one fused kernel")  # fmt: skip
+                   help="attention (QK^T, softmax, SV) as one fused kernel: appends the pass "
+                   "flash-attention to --passes")  # fmt: skip
     p.add_argument("--both-phases", action="store_true", help="LLM: prefill and decode")
     p.add_argument("--tf32", action="store_true", help="fp32 matmuls on TF32 tensor cores")
     p.add_argument("--per-einsum", action="store_true", help="one table row per kernel")
@@ -100,26 +103,23 @@ def _phase_cascades(args: argparse.Namespace) -> list[tuple[str, Cascade]]:
 
 
 def _options(args: argparse.Namespace, cascade: Cascade, device: Device) -> RooflineOptions:
-    options = _base_options(args, cascade, device)
-    if not cascade.groups:
-        return options
-    from codesign.sim.roofline_fused import ir_kernel_groups, merge_kernel_groups
-
-    # one kernel per fused group of the IR (--passes), merged with --flash-attention's kernels
-    fused = ir_kernel_groups(cascade, device, dict(options.labels))
-    return replace(options, groups=merge_kernel_groups(cascade, options.groups, fused))
-
-
-def _base_options(args: argparse.Namespace, cascade: Cascade, device: Device) -> RooflineOptions:
+    """One kernel per fused group of the IR (--passes, --flash-attention's groups included)."""
     if getattr(args, "llm", None):
         from codesign.sim.roofline_llm import llm_options
 
-        return llm_options(cascade, device, flash_attention=args.flash_attention, tf32=args.tf32)
-    if args.flash_attention:
-        from codesign.sim.roofline_llm import attention_options
+        return llm_options(cascade, device, tf32=args.tf32)
+    from codesign.sim.roofline_fused import ir_kernel_groups
 
-        return attention_options(cascade, device, tf32=args.tf32)
-    return RooflineOptions(tf32=args.tf32)
+    return RooflineOptions(groups=ir_kernel_groups(cascade, device, {}), tf32=args.tf32)
+
+
+def roofline_pipeline(args: argparse.Namespace) -> Pipeline | None:
+    """``--passes``, with the pass ``flash-attention`` appended for ``--flash-attention`` (the
+    flag is an alias of that pipeline: one fused group per attention)."""
+    text = getattr(args, "passes", None)
+    if args.flash_attention:
+        text = FLASH_PASS if text is None or text.strip() == "none" else f"{text},{FLASH_PASS}"
+    return parse_passes(text)
 
 
 def roofline_hardware(hw: str, wbits: str | None = None) -> RooflineHardware:
@@ -153,7 +153,7 @@ def build_report(args: argparse.Namespace) -> RooflineReport:
     device = hardware.device
     reports: list[PhaseReport] = []
     name = ""
-    pipeline = parse_passes(getattr(args, "passes", None))
+    pipeline = roofline_pipeline(args)
     for phase, loaded in _phase_cascades(args):
         cascade = apply_passes(loaded, pipeline, measure_error=False).cascade
         name = cascade.name
@@ -234,10 +234,13 @@ def cmd_roofline(args: argparse.Namespace) -> int:
         hardware = roofline_hardware(args.hw, args.wbits)
         from codesign.sim.serving import roofline_pass
 
-        serving = run_serving(
-            args, hardware.device,
-            lambda c, phase: roofline_pass(*price_cascade(args, hardware, c, phase)),
-        )  # fmt: skip
+        pipeline = roofline_pipeline(args)
+
+        def price(c: Cascade, phase: str):  # noqa: ANN202 - serving's pass result
+            fused = apply_passes(c, pipeline, measure_error=False).cascade
+            return roofline_pass(*price_cascade(args, hardware, fused, phase))
+
+        serving = run_serving(args, hardware.device, price)
         write_serving(serving, args.json, _console())
         return 0
     report = build_report(args)

@@ -95,7 +95,7 @@ def roofline_groups(cascade: Cascade, groups: Sequence[Sequence[str]]):  # noqa:
 
 def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> BenchResult:
     """Compile, run and time `cascade` (see the module docstring)."""
-    from codesign.codegen.groups import default_groups  # noqa: PLC0415
+    from codesign.codegen.groups import kernel_plan  # noqa: PLC0415
     from codesign.codegen.peers import PEERS  # noqa: PLC0415
     from codesign.codegen.schedules import ScheduleOptions  # noqa: PLC0415
     from codesign.codegen.tvm import benchmark, compile_cascade  # noqa: PLC0415
@@ -107,7 +107,7 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         raise InputError(f"unknown peer {unknown[0]!r} (known: {', '.join(PEERS)})")
     if options.repeat < 1 or options.rounds < 1:
         raise InputError("bench: --repeat and --rounds must be at least 1")
-    groups = default_groups(cascade)
+    groups = kernel_plan(cascade).groups
     threads = options.threads
     builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups, threads=threads)}
     if options.tune_trials > 0:

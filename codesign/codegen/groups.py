@@ -5,20 +5,112 @@ one PrimFunc: a contraction (or any Einsum) followed by element-wise epilogues s
 add, an activation or a residual add.  Only the last member's output leaves the kernel; the
 other members' outputs live inside it.
 
-`default_groups` derives a grouping from the cascade alone.  It exists only until the IR carries
-fused-group records (the fusion issue); switching to the record means replacing its body by a
-read of that record -- nothing else in codegen depends on how groups are chosen.
+Where the groups come from (`kernel_plan`): a cascade that carries fused-group records
+(`Cascade.groups`, written by the fusion passes `fuse-elementwise` / `fuse`, see docs/passes.md)
+compiles one kernel per recorded group; a cascade without records gets `default_groups`, which
+derives contraction + epilogue groups from the cascade alone.  A recorded group that one
+PrimFunc cannot hold (a member's result is also read after the group, so the kernel would have
+two outputs; or a member writes a concat piece / a non-plain output index) is split into the
+fewest kernels that can, and the plan says why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum, Role
+from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine
 
 Group = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPlan:
+    """The kernels (fused groups of Einsum names) a cascade compiles to, and where they came
+    from: `source` is "ir" (the cascade's fused-group records) or "default" (`default_groups`);
+    `notes` says, one line per recorded group that had to be split, why."""
+
+    groups: tuple[Group, ...]
+    source: str
+    notes: tuple[str, ...] = ()
+
+
+def kernel_plan(cascade: Cascade) -> KernelPlan:
+    """One kernel per fused group the cascade records (split where one PrimFunc cannot hold
+    it), or `default_groups` when it records none."""
+    if not cascade.groups:
+        return KernelPlan(default_groups(cascade), "default")
+    groups: list[Group] = []
+    notes: list[str] = []
+    for group in cascade.groups:
+        kernels, reasons = _split_for_kernels(cascade, group)
+        groups += [k for k in kernels if len(k) > 1]
+        if len(kernels) > 1:
+            notes.append(
+                f"group {group.name} ({len(group.einsums)} Einsums) as {len(kernels)} kernels: "
+                + "; ".join(reasons)
+            )
+    return KernelPlan(tuple(groups), "ir", tuple(notes))
+
+
+def _split_for_kernels(cascade: Cascade, group: FusedGroup) -> tuple[list[Group], list[str]]:
+    """`group`'s members cut into consecutive runs that `check_groups` accepts (each run's
+    members but the last are read only inside the run), and the reason of every cut."""
+    reasons: dict[str, str] = {}
+    cuts: set[int] = set()  # a cut at k: member k ends a kernel
+    members = group.einsums
+    run_outputs: set[str] = set()  # tensors the current run writes
+    reduced = False  # the current run holds a reduction
+    starts: list[str] = []
+    for k, name in enumerate(members):
+        einsum = cascade.einsum(name)
+        if not _kernel_member(cascade, einsum):
+            reasons.setdefault(name, f"{name} is its own kernel (not the one plain writer of it)")
+            cuts.update({k - 1, k})
+            run_outputs, reduced = set(), False
+            continue
+        # after its reduction a kernel holds only element-wise epilogues computed per tile
+        epilogue = einsum.reduce is None and all(
+            _is_epilogue(cascade, einsum, t) for t in einsum.input_tensors if t in run_outputs
+        )
+        if reduced and not epilogue:
+            cuts.add(k - 1)
+            starts.append(name)
+            run_outputs, reduced = set(), False
+        run_outputs.add(einsum.output.tensor)
+        reduced = reduced or einsum.reduce is not None
+    if starts:
+        reasons["reductions"] = (
+            f"new kernel at {', '.join(starts)} (after its reduction a kernel holds only "
+            "element-wise epilogues)"
+        )
+    changed = True
+    while changed:
+        changed = False
+        for run in _runs(members, cuts):
+            inside = set(run)
+            for k, name in ((members.index(n), n) for n in run[:-1]):
+                tensor = cascade.einsum(name).output.tensor
+                outside = [c.name for c in cascade.consumers(tensor) if c.name not in inside]
+                if outside or cascade.tensor(tensor).role is Role.OUTPUT:
+                    reader = outside[0] if outside else "a cascade output"
+                    reasons.setdefault(name, f"{tensor} leaves the kernel (read by {reader})")
+                    cuts.add(k)
+                    changed = True
+    return _runs(members, cuts), list(reasons.values())
+
+
+def _runs(members: tuple[str, ...], cuts: set[int]) -> list[Group]:
+    runs: list[Group] = []
+    start = 0
+    for k in range(len(members)):
+        if k in cuts or k == len(members) - 1:
+            runs.append(tuple(members[start : k + 1]))
+            start = k + 1
+    return [r for r in runs if r]
 
 
 def default_groups(cascade: Cascade) -> tuple[Group, ...]:
@@ -57,6 +149,22 @@ def _fusable_member(cascade: Cascade, einsum: Einsum) -> bool:
     if len(cascade.producers(einsum.output.tensor)) != 1:
         return False
     return all(isinstance(i, Affine) and i.plain_var is not None for i in einsum.output.indices)
+
+
+def _kernel_member(cascade: Cascade, einsum: Einsum) -> bool:
+    """The single producer of its tensor, writing all of it at a permutation of plain variables:
+    its result can be a buffer inside one kernel, looped like the tensor."""
+    if len(cascade.producers(einsum.output.tensor)) != 1:
+        return False
+    shape = cascade.tensor(einsum.output.tensor).shape
+    extents = einsum.extents
+    seen: set[str] = set()
+    for index, size in zip(einsum.output.indices, shape, strict=True):
+        var = index.plain_var if isinstance(index, Affine) else None
+        if var is None or var in seen or extents[var] != size:
+            return False
+        seen.add(var)
+    return True
 
 
 def _ready_before(cascade: Cascade, einsum: Einsum, position: int, order: dict[str, int]) -> bool:
@@ -121,7 +229,7 @@ def check_groups(cascade: Cascade, groups: Sequence[Sequence[str]]) -> tuple[Gro
         inside = set(members)
         for name in members:
             einsum = cascade.einsum(name)
-            if not _fusable_member(cascade, einsum):
+            if not _kernel_member(cascade, einsum):
                 raise InputError(
                     f"fused group {members}: Einsum {name} has several producers of its output "
                     "or a non-plain output index"

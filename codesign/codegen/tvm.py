@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesign.codegen import runner
-from codesign.codegen.groups import default_groups
+from codesign.codegen.groups import kernel_plan
 from codesign.codegen.manifest import manifest
 from codesign.codegen.schedules import SCHEDULES, ScheduleOptions, apply_schedule
 from codesign.codegen.te_lower import LoweredCascade, lower_cascade
@@ -200,8 +200,9 @@ def compile_cascade(
     """Lower, schedule and build `cascade` for `target` ("llvm" or "cuda").
 
     `schedule` is one of `SCHEDULES` (default, dlight, metaschedule).  `groups` lists the
-    Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None derives
-    them with `default_groups`, ``()`` compiles one kernel per Einsum.  A "cuda" build holds
+    Einsums fused into one kernel each (names, see `codesign.codegen.groups`); None takes
+    `kernel_plan`'s (the cascade's fused-group records, else `default_groups`), ``()``
+    compiles one kernel per Einsum.  A "cuda" build holds
     the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
     `out_dir`, the build is also exported there (`CompiledCascade.export`).  `threads` is the
     number of TVM worker threads its CPU kernels run on (`use_threads`: set here already, so
@@ -212,7 +213,7 @@ def compile_cascade(
     if schedule not in SCHEDULES:
         raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     if groups is None:
-        groups = default_groups(cascade)
+        groups = kernel_plan(cascade).groups
     if threads is not None and target == "llvm":
         use_threads(threads)
     lowered = lower_cascade(cascade, groups)  # raises the install hint when TVM is missing

@@ -10,6 +10,7 @@ See docs/passes.md for the syntax, every pass and its options.
 # mixed-precision) in `PASSES`.
 from codesign.passes import attention_1pass as _attention_1pass  # noqa: F401
 from codesign.passes import canonicalize as _canonicalize  # noqa: F401
+from codesign.passes import flash_attention as _flash_attention  # noqa: F401
 from codesign.passes import fuse as _fuse  # noqa: F401
 from codesign.passes import fuse_elementwise as _fuse_elementwise  # noqa: F401
 from codesign.passes import lut_precompute as _lut_precompute  # noqa: F401

@@ -25,7 +25,10 @@ each tile reads one dp-wide word per PE row from the weight buffer and per PE co
 input buffer; every DRAM fill is written into a buffer once; DRAM at its per-bit access energy.
 Non-MAC Einsums run on the vector unit: ``ceil(ops/lanes)`` cycles, against their compulsory DRAM
 traffic (`codesign.ir.stats`) only when the YAML says the unit streams through DRAM
-(``vector.dram_traffic``; by default it works on the buffers' contents).
+(``vector.dram_traffic``; by default it works on the buffers' contents).  That traffic is priced
+at the width the MAC Einsums store activations at (issue 11, item 5): every non-weight tensor at
+``activation_bits`` per element when the design fixes it, else at its IR dtype; weights (a bias,
+a norm scale) at their IR dtype (`stored_bytes`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,20 @@ from codesign.sim.systolic_cost import gemm_view
 
 DRAM = "DRAM"
 BUFFERS = "buffers"
+
+
+def stored_bytes(
+    cascade: Cascade, tensor: str, nbytes: float, activation_bits: float | None
+) -> float:
+    """`nbytes` of `tensor` (at its IR dtype) as the array stores it: a weight at its IR dtype;
+    any other tensor at `activation_bits` per element when the design fixes it (what `mac_cost`
+    reads and writes activations at), else at its IR dtype."""
+    if activation_bits is None or not cascade.has_tensor(tensor):
+        return float(nbytes)
+    spec = cascade.tensor(tensor)
+    if spec.role is Role.WEIGHT:
+        return float(nbytes)
+    return nbytes * activation_bits / spec.dtype.bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +211,13 @@ class BitSerialModel:
         stats = einsum_stats(einsum, cascade)
         ops = stats.flops
         compute_cycles = float(math.ceil(ops / hw.vector_lanes)) if ops else 0.0
-        traffic = stats.tensor_bytes if hw.vector_dram_traffic else ()
+        traffic = (
+            tuple(
+                (t, stored_bytes(cascade, t, n, hw.activation_bits)) for t, n in stats.tensor_bytes
+            )
+            if hw.vector_dram_traffic
+            else ()
+        )
         actions = tuple(
             TensorActions(tensor, 0.0 if tensor == stats.output_tensor else nbytes * 8.0,
                           nbytes * 8.0 if tensor == stats.output_tensor else 0.0, 0.0, 0,
