@@ -134,3 +134,19 @@ def test_bench_passes_times_one_kernel_per_recorded_group(tmp_path, capsys):
     kernels = [tuple(k["einsums"]) for k in json.loads(report.read_text())["kernels"]]
     assert [k for k in kernels if len(k) > 1] == [g.einsums for g in fused.groups]
     assert "kernels: one per fused group of --passes" in capsys.readouterr().out
+
+
+def test_compile_refuses_iterative_einsums_instead_of_computing_garbage() -> None:
+    """attention-1pass writes running max/sum recurrences; TVM stages cannot order them yet."""
+    pytest.importorskip("tvm")
+    from codesign.codegen.te_lower import lower_cascade
+    from codesign.errors import InputError
+    from codesign.frontends.llm import Workload, build_llm
+    from codesign.ir.recurrence import is_iterative
+    from tests.test_llm_builder import TINY
+
+    cascade = build_llm(TINY["llama"], Workload(1, 8))
+    one_pass, _ = run_pipeline(cascade, parse_pipeline("attention-1pass"))
+    assert any(is_iterative(e) for e in one_pass.einsums)
+    with pytest.raises(InputError, match="iterative Einsum"):
+        lower_cascade(one_pass)

@@ -101,10 +101,27 @@ def _tvm():  # noqa: ANN202 - the module object
     return tvm
 
 
+def _refuse_recurrences(cascade: Cascade) -> None:
+    """InputError for iterative Einsums (``attention-1pass``'s running max/sum steps): a
+    tensor-expression stage computes every point of its output at once, so a step that reads
+    an earlier step of the tensor it writes would read values not yet written (observed: NaNs
+    that varied run to run).  Refused until recurrences are lowered as ordered loops."""
+    from codesign.ir.recurrence import is_iterative
+
+    for einsum in cascade.einsums:
+        if is_iterative(einsum):
+            raise InputError(
+                f"einsum {einsum.name}: reads the tensor it writes ({einsum.output.tensor}, an "
+                "iterative Einsum); TVM lowering of recurrences is not supported yet -- compile "
+                "the cascade without attention-1pass"
+            )
+
+
 def lower_cascade(cascade: Cascade, groups: Sequence[Sequence[str]] = ()) -> LoweredCascade:
     """One PrimFunc per fused group (`groups`, see `codesign.codegen.groups`) and per Einsum
     outside any group, plus one per multi-producer tensor; raises InputError for index forms
     TVM cannot express (multi-variable output indices) and for invalid groups."""
+    _refuse_recurrences(cascade)
     tvm = _tvm()
     checked = check_groups(cascade, groups)
     group_of = {name: g for g in checked for name in g}
