@@ -20,6 +20,8 @@ def read_utf8(path: str | Path) -> str:
     path = Path(path)
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror}") from None
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.errors import InputError
+from codesign.errors import InputError, read_utf8
 from codesign.ir.builder import CascadeBuilder, sanitize, var_access
 from codesign.ir.cascade import Cascade, Role
 from codesign.ir.dtypes import DType
@@ -119,15 +119,6 @@ class ScaleSimLayer:
     sparsity_m: int = 1
     line: int = 0
 
-
-def _read_text(path: str | Path) -> tuple[str, str]:
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8"), path.name
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read ({error})") from None
 
 
 # -------------------------------------------------------------------------------- topology
@@ -241,7 +232,7 @@ def parse_topology_text(
 
 def load_topology(path: str | Path, kind: TopologyKind | None = None) -> tuple[ScaleSimLayer, ...]:
     """Read a SCALE-Sim topology ``.csv``; errors read ``file:line: what``."""
-    text, name = _read_text(path)
+    text, name = read_utf8(path), Path(path).name
     return parse_topology_text(text, source=name, kind=kind)
 
 

@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from codesign.errors import InputError
+from codesign.errors import InputError, read_utf8
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.systolic_array import SystolicArray
 
@@ -199,17 +199,8 @@ def parse_config_text(text: str, source: str = "<config>") -> ScaleSimConfig:
     )
 
 
-def _read_text(path: str | Path) -> tuple[str, str]:
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8"), path.name
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read ({error})") from None
-
 
 def load_config(path: str | Path) -> ScaleSimConfig:
     """Read a SCALE-Sim ``.cfg`` file; errors name the file and the section/key."""
-    text, name = _read_text(path)
+    text, name = read_utf8(path), Path(path).name
     return parse_config_text(text, source=name)
