@@ -85,7 +85,7 @@ class Family:
         if command not in self.commands:
             takes = ", ".join(sorted(c.value for c in self.commands))
             raise InputError(
-                f"{card}: a {self.name} card cannot be used by `{command.value}` "
+                f"{card}: {self.name} cards cannot be used by `{command.value}` "
                 f"({self.name} cards are taken by: {takes})"
             )
 
