@@ -103,3 +103,35 @@ def test_map_jobs_flag_gives_the_results_of_one_job_and_refuses_zero(capsys):
     assert run("1") == run("2")
     assert main(["map", "examples/models/cnn.onnx", "--hw", TPU, "--jobs", "0"]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_cycle_model_cfg_map_does_not_load_the_vectorised_analytical_model() -> None:
+    # start-up (issue 12): the cycle model fixes the schedule, so the NumPy-heavy analytical
+    # batch model (codesign.sim.analytical) loads only when a mapping is searched or priced
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = root / "tests" / "data" / "scalesim"
+    code = (
+        "import sys\n"
+        "from codesign.cli.main import main\n"
+        f"assert main(['map', {str(data / 'gemm.csv')!r}, '--hw', "
+        f"{str(data / 'ws_32x32.cfg')!r}, '--model', 'cycle', '-q', '--json', '-']) == 0\n"
+        "print('LOADED', [m for m in ('codesign.sim.analytical',) if m in sys.modules],"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": ""}, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stderr
+    # the analytical model still prices a searched mapping in the same process
+    analytical = subprocess.run(
+        [sys.executable, "-c", code.replace("'cycle'", "'analytical'").replace(
+            "[m for m in ('codesign.sim.analytical',) if m in sys.modules]",
+            "'codesign.sim.analytical' in sys.modules")],
+        cwd=root, capture_output=True, text=True,
+        env={"PYTHONPATH": str(root), "PATH": ""}, check=False)  # fmt: skip
+    assert analytical.returncode == 0, analytical.stderr
+    assert "LOADED True" in analytical.stderr

@@ -33,7 +33,6 @@ from codesign.mapper.from_ir import problem_from_einsum
 from codesign.mapper.mapping import Mapping, check_mapping
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import Constraints, Mapper, SearchOptions
-from codesign.sim.analytical import AnalyticalModel
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
 from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost
@@ -141,6 +140,8 @@ class SpatialModel:
             from codesign.sim.systolic_cost import SystolicCostModel
 
             return SystolicCostModel()
+        from codesign.sim.analytical import AnalyticalModel  # not loaded by a cycle-model run
+
         dense_card = arch.sparse.compute is SparseAction.NONE and not arch.sparse.compressed_weights
         if dense_card or not self.options.sparse:
             return AnalyticalModel()

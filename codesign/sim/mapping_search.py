@@ -7,14 +7,19 @@ mapper does not import the sim room above it; this module supplies the analytica
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from codesign.hwmodels.arch import Arch
 from codesign.mapper.mapping import MappingArrays
 from codesign.mapper.problem import Problem
 from codesign.mapper.search import BatchScores, Constraints, Mapper, SearchOptions, SearchResult
 from codesign.mapper.search import search as _search
-from codesign.sim.analytical import BatchCost, cost_from_batch, evaluate_batch
 from codesign.sim.cost import Cost
+
+if TYPE_CHECKING:
+    # the vectorised model (NumPy-heavy) loads on the first search: a cycle-model run, which
+    # builds a mapper but never searches, does not import it
+    from codesign.sim.analytical import BatchCost
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +27,13 @@ class AnalyticalBatch:
     """`BatchEvaluator` over the vectorised analytical nest model."""
 
     def evaluate_batch(self, problem: Problem, arrays: MappingArrays, arch: Arch) -> BatchCost:
+        from codesign.sim.analytical import evaluate_batch
+
         return evaluate_batch(problem, arrays, arch)
 
     def cost(self, batch: BatchScores, index: int, problem: Problem, arch: Arch) -> Cost:
+        from codesign.sim.analytical import BatchCost, cost_from_batch
+
         assert isinstance(batch, BatchCost)  # what evaluate_batch returned
         return cost_from_batch(batch, index, problem, arch)
 
