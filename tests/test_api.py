@@ -97,3 +97,16 @@ def test_map_model_is_deterministic_for_a_seed(cnn) -> None:
 def test_options_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         PassOptions().measure_error = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("card", ["eyeriss_like", "bitmod_gen", "lut_tc"])
+def test_result_area_is_the_total_of_the_breakdown_map_prints(card: str) -> None:
+    """One area figure per card: the family model's total equals the estimators' breakdown."""
+    from codesign.hwmodels.estimators import area_breakdown_mm2
+    from codesign.sim.report import figures_of_merit
+
+    report = map_model(codesign.load(CNN), card, search=SearchOptions(max_evaluations=200))
+    breakdown = area_breakdown_mm2(report.hw, report.family.name)
+    assert report.result.area_mm2 == pytest.approx(sum(breakdown.values()))
+    merit = figures_of_merit(report.result, breakdown)
+    assert merit["area_mm2"]["total"] == pytest.approx(report.result.area_mm2)

@@ -285,13 +285,18 @@ def _print_notes(report: Report) -> None:
 
 
 def _figures_of_merit(report: Report) -> dict:
-    """Area per component (the hardware's estimators or ART) and perf/area, perf/W, EDP;
-    area None for a family without an area model."""
+    """Area per component (the hardware's estimators or ART) and perf/area, perf/W, EDP; a
+    family without estimators (a plug-in) gives its model's total as one component, and None
+    where its model knows no area either."""
     from codesign.hwmodels.estimators import area_breakdown_mm2, has_area_model
     from codesign.sim.report import figures_of_merit
 
     family = report.family.name
-    area = area_breakdown_mm2(report.hw, family) if has_area_model(report.hw, family) else None
+    area: dict[str, float] | None = None
+    if has_area_model(report.hw, family):
+        area = area_breakdown_mm2(report.hw, family)
+    elif report.result.area_mm2 is not None:
+        area = {family: report.result.area_mm2}
     return figures_of_merit(report.result, area)
 
 

@@ -107,6 +107,14 @@ def _only_analytical(options: CostOptions, family: str) -> None:
         )
 
 
+def _estimated_area_mm2(hw: Any, family: str) -> float:
+    """Total of the area estimators' per-component breakdown (hwmodels.estimators), so a
+    result's ``area_mm2`` and the breakdown `map`/`dse` print are one figure."""
+    from codesign.hwmodels.estimators import area_breakdown_mm2
+
+    return sum(area_breakdown_mm2(hw, family).values())
+
+
 @dataclass
 class SpatialModel:
     """A spatial array: searched (or given) mappings priced by a mapping-level model."""
@@ -231,7 +239,7 @@ class BitSerialFamilyModel:
         return self.inner.evaluate(einsum, cascade, hw)
 
     def area_mm2(self, hw: BitSerialArray) -> float | None:
-        return None
+        return _estimated_area_mm2(hw, "bitserial")
 
     def notes(self, hw: BitSerialArray) -> tuple[str, ...]:
         if not self.inner.options.ir_precision or hw.weight_bits is None:
@@ -257,8 +265,9 @@ class TensorCoreFamilyModel:
         return self.inner.evaluate(einsum, cascade, hw)
 
     def area_mm2(self, hw: TensorCoreGpu) -> float | None:
-        """Tensor-core area of the whole GPU (the synthesis fit times the SMs)."""
-        return hw.tc_area_mm2_per_sm * hw.sm_count
+        """Tensor-core area of the whole GPU (the synthesis fit times the SMs, scaled to the
+        card's tile shape), from the same estimator `map` and `dse` break down."""
+        return _estimated_area_mm2(hw, "tensor_core")
 
     def notes(self, hw: TensorCoreGpu) -> tuple[str, ...]:
         return ()
