@@ -212,3 +212,17 @@ def test_falcon_new_decoder_architecture_uses_two_parallel_norms():
     assert any(n.startswith("L0_attn_norm") for n in names)
     assert any(n.startswith("L0_mlp_norm") for n in names)
     assert sum(t.size for t in cascade.weights) == param_count(config, layers=1)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "codesign" / "frontends" / "llm_configs"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_constants_in_a_config_json_are_refused(tmp_path, value) -> None:
+    """json reads NaN/Infinity; a config carrying them is bad input, named by its field."""
+    config = json.loads((CONFIGS / "qwen2-7b.json").read_text())  # a bundled preset
+    config["rope_theta"] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(InputError, match="rope_theta.*finite"):
+        load_hf_config(path)

@@ -12,6 +12,7 @@ read.  docs/llm.md lists what each family maps to.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,11 @@ class _Fields:
         value = self.values.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(key, "expected a positive number")
+        if (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value <= 0
+        ):  # json reads NaN and Infinity; neither is a size or a constant
+            raise self.error(key, "expected a positive finite number")
         return float(value)
 
     def bool_(self, key: str, default: bool) -> bool:
