@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from codesign.atomic import write_text
 from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_passes
 from codesign.errors import InputError
 
@@ -213,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text + "\n")
             return 0
-        write_atomic(Path(args.json), text + "\n")
+        write_text(args.json, text + "\n")
     console = _console()
     peaks = ", ".join(f"{p.value} {v / 1e9:,.1f} GFLOP/s" for p, v in device.vector_peaks)
     bw = device.dram.bandwidth_bytes_per_s or 0.0
@@ -255,11 +256,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.plot:
         console.print(f"plot: {plot(result, Path(args.plot))}")
     return 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

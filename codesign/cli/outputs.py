@@ -11,14 +11,12 @@ write into a temporary file beside the target and rename it over the target, so 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from codesign.atomic import staged, write_bytes, write_text
 from codesign.errors import InputError
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -99,29 +97,4 @@ def check_outputs(args: argparse.Namespace) -> None:
         seen[where] = output.flag
 
 
-@contextlib.contextmanager
-def staged(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path` (same suffix) to write; renamed onto `path` when the
-    block succeeds, removed when it fails."""
-    target = Path(path)
-    try:
-        handle, name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
-        )
-    except OSError as error:
-        raise InputError(f"{target}: cannot write: {error.strerror or error}") from None
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    except OSError as error:
-        raise InputError(f"{target}: cannot write: {error.strerror or error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically."""
-    with staged(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+__all__ = ["check_output", "check_outputs", "staged", "write_bytes", "write_text"]

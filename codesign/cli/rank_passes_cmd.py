@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from codesign.atomic import write_text
 from codesign.errors import InputError
 
 
@@ -66,7 +64,7 @@ def cmd_rank_passes(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
             return 0
-        _write_atomic(Path(args.json), text)
+        write_text(args.json, text)
     print(passes_text(passes), end="")
     table = Table(title=f"{cascade.name}: passes per rank (buffer {args.buffer_bytes} B)")
     for col in ("rank", "extent", "passes", "crossing tensors", "bytes/row on chip", "spill B"):
@@ -77,10 +75,3 @@ def cmd_rank_passes(args: argparse.Namespace) -> int:
                       str(row["fiber_bytes"]), str(row["spill_bytes"]))  # fmt: skip
     Console().print(table)
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+from codesign.atomic import write_text
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
@@ -139,10 +138,7 @@ def write_serving(report: ServingReport, path: str | None, console: Console) -> 
             for warning in report.warnings:
                 print(f"codesign: warning: {warning}", file=sys.stderr)
             return
-        target = Path(path)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(text)
-        os.replace(partial, target)  # readers never see a half-written report
+        write_text(path, text)  # readers never see a half-written report
     print_serving(report, console)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from codesign.atomic import write_text
 from codesign.errors import InputError
 
 _FLAGS = ("timeloop_arch", "timeloop_map", "timeloop_problem", "timeloop_ert")
@@ -25,12 +25,6 @@ def add_timeloop_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeloop-out", metavar="DIR", help="keep the imported codesign files here")
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_import(arch: str, mapping: str, problem: str, ert: str, out: Path) -> dict[str, Path]:
     """Import a Timeloop design into ``out``; the paths of problem.ein, card, ert, mapping."""
     from codesign.frontends.timeloop import import_timeloop
@@ -44,10 +38,10 @@ def write_import(arch: str, mapping: str, problem: str, ert: str, out: Path) -> 
         "ert": out / "ert.yaml",
         "mapping": out / "mapping.yaml",
     }
-    _write(files["problem"], print_cascade(design.cascade))
-    _write(files["card"], design.card_yaml)
-    _write(files["ert"], design.ert_yaml)
-    _write(files["mapping"], design.mapping_yaml)
+    write_text(files["problem"], print_cascade(design.cascade))
+    write_text(files["card"], design.card_yaml)
+    write_text(files["ert"], design.ert_yaml)
+    write_text(files["mapping"], design.mapping_yaml)
     return files
 
 

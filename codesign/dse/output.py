@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from codesign.atomic import staged, write_bytes
 from codesign.dse.pareto import pareto_indices
 from codesign.dse.space import METRICS
 from codesign.dse.store import Row
@@ -34,20 +33,6 @@ def records(rows: Sequence[Row], front_keys: set[str]) -> list[dict[str, Any]]:
     return out
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def csv_bytes(recs: Sequence[dict[str, Any]]) -> bytes:
     columns = list(dict.fromkeys(k for r in recs for k in r))
     buffer = io.StringIO()
@@ -61,10 +46,11 @@ def csv_bytes(recs: Sequence[dict[str, Any]]) -> bytes:
 def write_table(path: str | Path, recs: Sequence[dict[str, Any]]) -> None:
     """CSV, Parquet (needs pyarrow) or JSON by suffix."""
     suffix = Path(path).suffix.lower()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        write_atomic(path, csv_bytes(recs))
+        write_bytes(path, csv_bytes(recs))
     elif suffix == ".json":
-        write_atomic(path, json.dumps(list(recs), indent=1).encode())
+        write_bytes(path, json.dumps(list(recs), indent=1).encode())
     elif suffix == ".parquet":
         try:
             import pyarrow as pa
@@ -75,7 +61,7 @@ def write_table(path: str | Path, recs: Sequence[dict[str, Any]]) -> None:
         table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in recs])
         sink = io.BytesIO()
         pq.write_table(table, sink)
-        write_atomic(path, sink.getvalue())
+        write_bytes(path, sink.getvalue())
     else:
         raise InputError(f"{path}: unknown table format {suffix!r} (.csv, .parquet, .json)")
 
@@ -143,7 +129,8 @@ def write_plots(
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
+        with staged(path) as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
         plt.close(fig)
         written.append(path)
 
@@ -185,7 +172,8 @@ def write_plots(
         ax.set_title("parallel coordinates (red: Pareto front)")
         fig.tight_layout()
         path = out / "parallel_coordinates.png"
-        fig.savefig(path, dpi=110)
+        with staged(path) as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
         plt.close(fig)
         written.append(path)
     return written
