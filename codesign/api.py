@@ -155,7 +155,7 @@ def map_model(
         out, loaded.hw, model, name=loaded.hw.name, clock_ghz=loaded.hw.clock_ghz,
         family=loaded.family.name, progress=progress,
     )  # fmt: skip
-    notes = tuple(model.notes(loaded.hw))
+    notes = tuple(model.notes(loaded.hw, out))
     return Report(result, out, loaded.hw, loaded.family, reports, pass_options.measure_error, notes)
 
 

@@ -86,7 +86,7 @@ class ToyModel:
     def area_mm2(self, hw: ToyChip) -> float | None:
         return 1.5
 
-    def notes(self, hw: ToyChip) -> tuple[str, ...]:
+    def notes(self, hw: ToyChip, cascade: Cascade) -> tuple[str, ...]:
         return ()
 
 

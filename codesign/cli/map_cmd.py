@@ -314,26 +314,6 @@ def _print_figures_of_merit(total: dict, console: Console) -> None:
     console.print(line + f"; EDP {total['edp_js']:.4g} J·s")
 
 
-def word_note(cascade, hw) -> str:
-    """What the report must say when tensors are wider than a spatial array's backing-store
-    word: they are priced at one word per element, contractions and non-MAC Einsums alike
-    (`codesign.sim.vector.array_words`); empty otherwise."""
-    from codesign.hwmodels.arch import Arch
-
-    arch = hw
-    if not isinstance(arch, Arch):
-        return ""
-    word = arch.levels[0].word_bits
-    wide = sorted({t.dtype.value for t in cascade.tensors if t.dtype.bits > word})
-    if not wide:
-        return ""
-    return (
-        f"{', '.join(wide)} tensors priced at {arch.name}'s {word}-bit word (one word per "
-        "element), contractions and non-MAC Einsums alike; quantize with --passes to price "
-        "narrower storage"
-    )
-
-
 def cmd_map(args: argparse.Namespace) -> int:
     from codesign.cli.commands import load_from_args
     from codesign.cli.serving_opt import map_serving, serving_requested
@@ -372,9 +352,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         base_figures = _figures_of_merit(base_report)
     doc = result_dict(result)
     doc["total"].update(_figures_of_merit(report))
-    note = word_note(passes.cascade, report.hw)
-    if note:
-        doc["notes"] = [note]
+    if report.notes:
+        doc["notes"] = list(report.notes)
     if mapper.stats.searches or mapper.stats.cache_hits:
         # real searches only: a layer served from the cache repeats its mapper_evaluations
         doc["mapper"] = mapper.stats.as_dict()
@@ -410,8 +389,6 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(explain_pipeline(loaded, pipeline, args.seed), end="")
     print_result(result, console)
     _print_figures_of_merit(doc["total"], console)
-    if note:
-        console.print(f"note: {note}")
     if baseline is not None:
         if base_passes is not passes:
             print("baseline " + (passes_text(base_passes) or "passes: none\n"), end="")

@@ -134,7 +134,7 @@ class AttentionArrayModel:
     def area_mm2(self, hw: AttentionArray) -> float | None:
         return None
 
-    def notes(self, hw: AttentionArray) -> tuple[str, ...]:
+    def notes(self, hw: AttentionArray, cascade: Cascade) -> tuple[str, ...]:
         return (
             f"{hw.name}: each Einsum priced as its own kernel (no fusion: intermediates make "
             "a DRAM round trip); fused attention: examples/papers/fusemax.py",

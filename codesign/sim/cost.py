@@ -64,8 +64,8 @@ class HardwareModel(Protocol):
         """Silicon area of `hw` where the family knows it."""
         ...
 
-    def notes(self, hw: Any) -> tuple[str, ...]:
-        """What the user should know about how `hw` was priced (one line each)."""
+    def notes(self, hw: Any, cascade: Cascade) -> tuple[str, ...]:
+        """What the user should know about how `cascade` was priced on `hw` (one line each)."""
         ...
 
 

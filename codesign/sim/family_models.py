@@ -194,8 +194,11 @@ class SpatialModel:
         arch = hw.arch if isinstance(hw, NMArray) else hw
         return arch.area_um2 * 1e-6
 
-    def notes(self, hw: Arch | NMArray) -> tuple[str, ...]:
-        return ()
+    def notes(self, hw: Arch | NMArray, cascade: Cascade) -> tuple[str, ...]:
+        from codesign.sim.vector import word_note
+
+        note = word_note(cascade, hw.arch if isinstance(hw, NMArray) else hw)
+        return (note,) if note else ()
 
 
 def spatial_model(options: CostOptions) -> SpatialModel:
@@ -222,7 +225,7 @@ class FixedScheduleModel:
     def area_mm2(self, hw: Any) -> float | None:
         return None
 
-    def notes(self, hw: Any) -> tuple[str, ...]:
+    def notes(self, hw: Any, cascade: Cascade) -> tuple[str, ...]:
         return ()
 
 
@@ -241,7 +244,7 @@ class BitSerialFamilyModel:
     def area_mm2(self, hw: BitSerialArray) -> float | None:
         return _estimated_area_mm2(hw, "bitserial")
 
-    def notes(self, hw: BitSerialArray) -> tuple[str, ...]:
+    def notes(self, hw: BitSerialArray, cascade: Cascade) -> tuple[str, ...]:
         if not self.inner.options.ir_precision or hw.weight_bits is None:
             return ()
         return (
@@ -269,7 +272,7 @@ class TensorCoreFamilyModel:
         card's tile shape), from the same estimator `map` and `dse` break down."""
         return _estimated_area_mm2(hw, "tensor_core")
 
-    def notes(self, hw: TensorCoreGpu) -> tuple[str, ...]:
+    def notes(self, hw: TensorCoreGpu, cascade: Cascade) -> tuple[str, ...]:
         return ()
 
 
@@ -331,7 +334,7 @@ class DeviceRooflineModel:
     def area_mm2(self, hw: Device) -> float | None:
         return None
 
-    def notes(self, hw: Device) -> tuple[str, ...]:
+    def notes(self, hw: Device, cascade: Cascade) -> tuple[str, ...]:
         return (f"{hw.name}: a roofline device has no energy model; energy is reported as 0",)
 
 
@@ -366,7 +369,7 @@ class PiumaRooflineModel:
     def area_mm2(self, hw: PiumaArch) -> float | None:
         return None
 
-    def notes(self, hw: PiumaArch) -> tuple[str, ...]:
+    def notes(self, hw: PiumaArch, cascade: Cascade) -> tuple[str, ...]:
         return (
             f"{hw.name}: dense Einsums on PIUMA are priced on its issue/DRAM roofline, with no "
             "energy model (energy 0); graph kernels: codesign graph",

@@ -25,6 +25,21 @@ from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 VIEW_BOUND = "view"
 
 
+def word_note(cascade: Cascade, arch: Arch) -> str:
+    """What a report must say when tensors are wider than a spatial array's backing-store word:
+    they are priced at one word per element, contractions and non-MAC Einsums alike
+    (`array_words`); empty otherwise."""
+    word = arch.levels[0].word_bits
+    wide = sorted({t.dtype.value for t in cascade.tensors if t.dtype.bits > word})
+    if not wide:
+        return ""
+    return (
+        f"{', '.join(wide)} tensors priced at {arch.name}'s {word}-bit word (one word per "
+        "element), contractions and non-MAC Einsums alike; quantize with --passes to price "
+        "narrower storage"
+    )
+
+
 def array_words(cascade: Cascade, tensor: str, nbytes: int, word_bits: int) -> float:
     """Backing-store words of `nbytes` of `tensor` as the MAC nests count them (issue 11, item
     5): one array word per element for a tensor wider than the word (an unquantized f32 model on
