@@ -15,7 +15,6 @@ import yaml
 
 from codesign.cli.main import main
 from codesign.cli.roofline_cmd import roofline_hardware
-from codesign.errors import InputError
 from codesign.hwmodels.gpu import Precision, Unit
 from codesign.hwmodels.presets import preset_names, preset_path
 from codesign.hwmodels.registry import Command, load_hardware_card
@@ -37,20 +36,8 @@ def _cards() -> list[str]:
     return sorted(by_path.values())
 
 
-# Families without a roofline device yet: attention_array (FuseMax/FLAT cards) is registered by
-# branch attn-family, map-only; its cards run here once it declares `roofline=`.
-_NO_ROOFLINE_YET = "attention_array"
-
-
 def _takes_roofline(card: str) -> bool:
-    try:
-        entry = load_hardware_card(card).family
-    except InputError as error:
-        if f"unknown hardware family '{_NO_ROOFLINE_YET}'" in str(error):
-            return False  # a branch that has not registered the family
-        raise
-    if entry.name == _NO_ROOFLINE_YET:
-        return Command.ROOFLINE in entry.commands
+    entry = load_hardware_card(card).family
     assert Command.ROOFLINE in entry.commands, f"{card}: {entry.name} has no roofline"
     return True
 
@@ -62,8 +49,7 @@ _ISSUE_BOUND = {"piuma"}  # 48 scalar instr/cycle vs 128 GB/s: ridge 0.375 op/B 
 
 @pytest.mark.parametrize("card", _cards())
 def test_llm_decode_roofline_runs_on_every_preset_and_is_memory_bound(card, tmp_path) -> None:
-    if not _takes_roofline(card):
-        pytest.skip(f"{card}: {_NO_ROOFLINE_YET} has no roofline device yet (runs once it has)")
+    assert _takes_roofline(card)
     out = tmp_path / "r.json"
     argv = ["roofline", "--llm", "llama-2-7b", "--phase", "decode", "--hw", card, "--json",
             str(out)]  # fmt: skip
@@ -205,3 +191,36 @@ def test_piuma_peak_is_the_fabric_issue_rate_and_dram_is_per_core_channels() -> 
 def test_every_builtin_family_takes_roofline() -> None:
     for card in ("lut_tc", "a100_fp16", "bitmod_gen", "piuma"):
         assert load_hardware_card(card, Command.ROOFLINE).family.roofline is not None
+
+
+# -- attention arrays (FuseMax / FLAT) ----------------------------------------------------------
+@pytest.mark.parametrize("card", ["fusemax", "flat"])
+def test_attention_array_roofs_are_its_arrays_and_dram(card) -> None:
+    spec = yaml.safe_load((HW / f"{card}.yaml").read_text())
+    clock_hz = spec["clock_mhz"] * 1e6
+    hardware = roofline_hardware(card)
+    device = hardware.device
+    pes_2d = spec["array_2d"]["pes"]
+    # MACs on the 2D array: 2 ops x 65536 PEs x 940 MHz = 123.2 TOP/s
+    matrix = device.peak_ops_per_s(Precision.FP16, Unit.TENSOR)
+    assert matrix == pytest.approx(2 * pes_2d * clock_hz)
+    # other ops where the card binds the per-key work: FuseMax's 2D array, FLAT's 1D array
+    vector_pes = pes_2d if spec["exp_on_2d"] else spec["array_1d"]["pes"]
+    vector = device.peak_ops_per_s(Precision.FP16, Unit.VECTOR)
+    assert vector == pytest.approx(vector_pes * clock_hz)
+    assert device.dram.bandwidth_bytes_per_s == pytest.approx(spec["dram"]["bandwidth_gbps"] * 1e9)
+    assert (hardware.weight_dtype, hardware.activation_dtype) == (DType.F16, DType.F16)
+
+
+def test_fused_attention_on_flat_is_bound_by_its_1d_array_where_fusemax_is_not(capsys) -> None:
+    rows = {}
+    for card in ("fusemax", "flat"):
+        argv = ["roofline", "--llm", "llama-2-7b", "--phase", "prefill", "--seq", "4096",
+                "--flash-attention", "--hw", card, "--json", "-"]  # fmt: skip
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        rows[card] = next(r for r in doc["rows"] if r["label"] == "fused_attention")
+    # FLAT's softmax runs on 256 PEs: the fused kernel is compute-bound there (the FuseMax
+    # paper's point), while FuseMax's 2D array leaves it bound by memory
+    assert rows["flat"]["bound"] == "compute" and rows["fusemax"]["bound"] != "compute"
+    assert rows["flat"]["time_ms"] > 3 * rows["fusemax"]["time_ms"]

@@ -353,10 +353,12 @@ def _make_piuma() -> Family:
 def _make_attention_array() -> Family:
     from codesign.hwmodels.fusemax import AttentionArray, AttentionArraySpec
     from codesign.hwmodels.fusemax import attention_array_from_spec as attention_array_build
+    from codesign.hwmodels.roofline_devices import attention_array_roofline
 
     return Family("attention_array", AttentionArraySpec, attention_array_build,
-                  _attention_array_model, (AttentionArray,), frozenset({Command.MAP}),
-                  ("attention_array",))  # fmt: skip
+                  _attention_array_model, (AttentionArray,),
+                  frozenset({Command.MAP, Command.ROOFLINE}), ("attention_array",),
+                  roofline=attention_array_roofline)  # fmt: skip
 
 
 _YAML = (".yaml", ".yml")

@@ -22,6 +22,13 @@ roofline is only a bound):
   slots); every op runs there (no matrix unit).  DRAM is ``cores x bandwidth_gbps_per_core``;
   the scratchpad's roof is one ``access_bytes`` word per issued instruction; the per-pipeline
   caches are a level without a roof.
+* ``attention_array`` (FuseMax/FLAT: a 2D and a 1D PE array over a global buffer): MACs run on
+  the 2D array, ``2 x pes_2d x clock / mac cycles``; every other op runs where the card binds
+  the per-key work -- the 2D array when ``exp_on_2d`` (FuseMax), else the 1D array (FLAT) --
+  one op per PE per cycle (an exponential takes ``op_cycles.exp`` cycles there, so the roof is
+  a bound on softmax-heavy kernels).  DRAM ``dram.bandwidth_gbps``; the global buffer is a level
+  with a capacity and no roof (the card gives no buffer bandwidth).  Operands are stored in the
+  card's ``word_bytes`` (2: FP16, 4: FP32, 1: INT8), as `map` prices them.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import math
 from functools import partial
 
 from codesign.hwmodels.bitserial import BitSerialArray
+from codesign.hwmodels.fusemax import FAMILY as ATTENTION_FAMILY
+from codesign.hwmodels.fusemax import AttentionArray, Op
 from codesign.hwmodels.gpu import Device, LevelKind, MemoryLevel, Precision, precision_of
 from codesign.hwmodels.lut_tc import CoreKind, TensorCoreGpu
 from codesign.hwmodels.piuma import FAMILY as PIUMA_FAMILY
@@ -207,3 +216,38 @@ def piuma_device(arch: PiumaArch) -> Device:
 
 def piuma_roofline(arch: PiumaArch) -> RooflineHardware:
     return RooflineHardware(piuma_device(arch))
+
+
+# -- attention arrays (FuseMax / FLAT) ----------------------------------------------------------
+_WORD_DTYPES = {1: DType.I8, 2: DType.F16, 4: DType.F32}
+
+
+def attention_array_device(array: AttentionArray) -> Device:
+    """The roofline device of a FuseMax-style card (module docstring)."""
+    clock_hz = array.clock_ghz * 1e9
+    matrix = 2 * array.array_2d.pes * clock_hz / array.array_2d.cycles_of(Op.MAC)
+    vector_array = array.array_2d if array.exp_on_2d else array.array_1d
+    levels = (
+        MemoryLevel("DRAM", LevelKind.DRAM, None, None, array.dram_bandwidth_gbps * 1e9),
+        MemoryLevel("buffer", LevelKind.SMEM, array.buffer_bytes, array.buffer_bytes, None),
+    )
+    return Device(
+        name=f"{array.name} ({array.array_2d.pes} + {array.array_1d.pes} PEs)",
+        family=ATTENTION_FAMILY,
+        compute_units=1,
+        clock_ghz=array.clock_ghz,
+        tensor_peaks=_every_precision(matrix),
+        vector_peaks=_every_precision(vector_array.pes * clock_hz),
+        levels=levels,
+        registers_bytes_per_sm=None,
+        compute_efficiency=1.0,
+        memory_efficiency=1.0,
+        source="codesign.hwmodels.roofline_devices.attention_array_device",
+        sources=(),
+        source_path="",
+    )
+
+
+def attention_array_roofline(array: AttentionArray) -> RooflineHardware:
+    word = _WORD_DTYPES.get(array.word_bytes, int_dtype(8 * array.word_bytes))
+    return RooflineHardware(attention_array_device(array), weight_dtype=word, activation_dtype=word)
