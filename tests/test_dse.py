@@ -258,3 +258,17 @@ def test_axis_through_a_file_reference_edits_the_host_gpu(tmp_path: Path) -> Non
     assert all(o.error is None for o in outcomes)
     latency = [dict(o.metrics)["latency_s"] for o in outcomes]
     assert latency[1] < latency[0]
+
+
+def test_card_without_areas_has_none_and_an_area_objective_is_a_named_error(tmp_path: Path) -> None:
+    sat = ROOT / "examples" / "hw" / "sat_like.yaml"  # its energy table lists no areas
+    doc = {"axes": [{"name": "glb", "paths": ["levels.1.size_words"], "values": [65536]}]}
+    with Store(tmp_path / "r.sqlite") as store:
+        rows = run_sweep(load_space(_space(tmp_path, hardware=str(sat), **doc)), store,
+                         SweepOptions("inline"))  # fmt: skip
+    assert rows and all("no area model" in (r.error or "") for r in rows)
+    space = load_space(_space(tmp_path, hardware=str(sat), objectives=["latency", "energy"], **doc))
+    with Store(tmp_path / "s.sqlite") as store:
+        rows = run_sweep(space, store, SweepOptions("inline"))
+    assert rows and all(r.error is None and r.metrics["area_mm2"] is None for r in rows)
+    assert front(rows, space.objectives, space.constraints)["mlp"]

@@ -183,3 +183,13 @@ def test_memo_cache_hits_the_same_shape_with_other_tensor_names() -> None:
     assert len(mapper.cache) == 1 and a.cost.edp == b.cost.edp
     assert all(t.endswith("_b") for level in b.mapping.levels for t in level.keep)
     assert AnalyticalModel().evaluate(renamed, b.mapping, arch) == b.cost
+
+
+def test_a_budget_too_small_for_random_sampling_still_returns_a_valid_mapping() -> None:
+    # 100 random tilings of this GEMM on simple_ws are all invalid (its 1-word registers and
+    # weight-stationary hint); the outermost tilings, tried once, always fit
+    problem, arch = Problem.gemm(512, 512, 64), load_arch(HW / "simple_ws.yaml")
+    options = SearchOptions(max_evaluations=100, seed=0, batch_size=100)
+    result = search(problem, arch, options=options)
+    _assert_valid(problem, arch, result)
+    assert result.valid_evaluations > 0

@@ -33,6 +33,7 @@ class Task:
     mapper: MapperSpec
     seed: int
     want_accuracy: bool
+    want_area: bool = False  # an objective or constraint reads the area
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,12 @@ def make_task(space: Space, point: Point, key: str) -> Task:
         mapper=space.mapper,
         seed=space.strategy.seed,
         want_accuracy=Objective.ACCURACY in space.objectives,
+        want_area=Objective.AREA in space.objectives
+        or any(c.metric in _AREA_METRICS for c in space.constraints),
     )
+
+
+_AREA_METRICS = frozenset({"area_mm2", "perf_per_area_inf_per_s_mm2"})
 
 
 # -- workloads ------------------------------------------------------------------------------------
@@ -151,17 +157,18 @@ def map_design(
     return report.result
 
 
-def metrics_of(result: CascadeResult, area_by_component_mm2: dict[str, float]) -> dict:
-    """A point's metrics: totals and ``sim.report.figures_of_merit`` flattened."""
+def metrics_of(result: CascadeResult, area_by_component_mm2: dict[str, float] | None) -> dict:
+    """A point's metrics: totals and ``sim.report.figures_of_merit`` flattened (area None
+    where the hardware has no area model)."""
     from codesign.sim.report import figures_of_merit
 
     merit = figures_of_merit(result, area_by_component_mm2)
-    assert merit["area_mm2"] is not None
+    area = merit["area_mm2"]
     return {
         "cycles": result.cycles,
         "latency_s": result.latency_s,
         "energy_pj": result.energy_pj,
-        "area_mm2": merit["area_mm2"]["total"],
+        "area_mm2": None if area is None else area["total"],
         "edp_js": merit["edp_js"],
         "power_w": merit["power_w"],
         "perf_per_area_inf_per_s_mm2": merit["perf_per_area_inf_per_s_mm2"],
@@ -171,15 +178,21 @@ def metrics_of(result: CascadeResult, area_by_component_mm2: dict[str, float]) -
 
 def evaluate(task: Task) -> Outcome:
     """One point, start to finish; an input problem becomes the outcome's error, not a raise."""
-    from codesign.hwmodels.estimators import area_breakdown_mm2
+    from codesign.hwmodels.estimators import area_breakdown_mm2, has_area_model
 
     start = time.perf_counter()
     try:
         hardware = load_point_hardware(task.hardware_path, task.settings)
+        has_area = has_area_model(hardware)
+        if task.want_area and not has_area:
+            raise InputError(
+                f"{task.hardware_path}: {hardware.name} has no area model (its energy table "
+                "gives no component areas), so the area objective/constraint cannot be scored"
+            )
         result = map_design(
             task.workload, task.point.pipeline, hardware, task.mapper, task.seed
         )
-        metrics = metrics_of(result, area_breakdown_mm2(hardware))
+        metrics = metrics_of(result, area_breakdown_mm2(hardware) if has_area else None)
         metrics["accuracy_cosine"] = (
             accuracy_cosine(task.workload, task.point.pipeline, task.seed)
             if task.want_accuracy

@@ -371,8 +371,10 @@ def _family_name(hardware: Any, family: str | None) -> str:
 
 def has_area_model(hardware: Any, family: str | None = None) -> bool:
     """Whether `area_breakdown_mm2` can price this hardware's area (by its registry family;
-    ``family``: its name where the caller loaded the card, None: looked up by type)."""
-    return _family_name(hardware, family) in AREA_BY_FAMILY
+    ``family``: its name where the caller loaded the card, None: looked up by type): not where
+    every component comes out 0 (a spatial card whose energy table lists no areas)."""
+    family = _family_name(hardware, family)
+    return family in AREA_BY_FAMILY and sum(AREA_BY_FAMILY[family](hardware).values()) > 0
 
 
 def area_breakdown_mm2(hardware: Any, family: str | None = None) -> dict[str, float]:

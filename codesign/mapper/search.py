@@ -427,6 +427,25 @@ def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArr
     return _from_factors(space, factors, order, _random_keep(space, n, rng))
 
 
+def _outermost_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArrays:
+    """The least demanding tilings: every factor as far out as the caps allow (the backing
+    store first), no spatial unrolling, only the tensors each level must keep -- the tiles
+    are the smallest there are, so a mapping exists whenever one fits at all.  Random loop
+    orders (under the dataflow hint) make the `n` rows differ."""
+    n_l, n_d = len(space.arch.levels), len(space.problem.dims)
+    factors = np.ones((n, 3, n_l, n_d), dtype=np.int64)
+    for d, bound in enumerate(space.problem.bounds):
+        for prime in _primes(bound):
+            level = next(
+                (lv for lv in range(n_l) if factors[0, 0, lv, d] * prime <= space.caps[lv, d]),
+                0,
+            )
+            factors[:, 0, level, d] *= prime
+    order = _random_orders(space, factors, rng)
+    keep = np.repeat(space.must_keep[None], n, axis=0)
+    return _from_factors(space, factors, order, keep)
+
+
 def _canonical_orders(space: _Space) -> list[tuple[int, ...]]:
     n_d = len(space.problem.dims)
     orders = {tuple(range(n_d))}
@@ -740,6 +759,7 @@ def search(
         )
 
     exhaustive = _exhaustive(space, min(options.exhaustive_limit, options.max_evaluations))
+    seeded = False  # the outermost tilings, tried once if random sampling found nothing
     if exhaustive is not None:
         for lo in range(0, exhaustive.batch, options.batch_size):
             consider(_rows(exhaustive, slice(lo, lo + options.batch_size)))
@@ -750,6 +770,12 @@ def search(
         best_score = math.inf
         while not out_of_budget():
             n = min(options.batch_size, options.max_evaluations - evaluations)
+            if best_rows is None and not seeded and (
+                evaluations >= _RANDOM_SHARE * options.max_evaluations
+            ):
+                seeded = True
+                consider(_outermost_batch(space, min(n, _ELITE), rng))
+                continue
             stalled = evaluations - max(improved_at, phase_start) >= patience
             if not local and best_rows is not None and (
                 evaluations >= _RANDOM_SHARE * options.max_evaluations or stalled
@@ -765,6 +791,8 @@ def search(
                 consider(_random_batch(space, n, rng))
             if best_scores.size and best_scores[0] < best_score:
                 best_score, improved_at = float(best_scores[0]), evaluations
+    if best_rows is None and exhaustive is None and not seeded:
+        consider(_outermost_batch(space, min(options.batch_size, _ELITE), rng))
     if best_rows is None:
         raise InputError(
             f"no valid mapping of {problem.name} on {arch.name} after {evaluations} evaluations "

@@ -192,7 +192,7 @@ class SpatialModel:
 
     def area_mm2(self, hw: Arch | NMArray) -> float | None:
         arch = hw.arch if isinstance(hw, NMArray) else hw
-        return arch.area_um2 * 1e-6
+        return arch.area_um2 * 1e-6 if arch.area_um2 > 0 else None  # None: no areas in its table
 
     def notes(self, hw: Arch | NMArray, cascade: Cascade) -> tuple[str, ...]:
         from codesign.sim.vector import word_note
