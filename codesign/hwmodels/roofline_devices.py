@@ -63,6 +63,22 @@ def _every_precision(peak_ops_per_s: float) -> tuple[tuple[Precision, float], ..
     return tuple((p, peak_ops_per_s) for p in Precision)
 
 
+def _accelerator(
+    name: str, family: str, units: int, clock_ghz: float, matrix_ops_per_s: float | None,
+    vector_ops_per_s: float, levels: tuple[MemoryLevel, ...], source: str, source_path: str,
+) -> Device:
+    """A pure roofline Device of an accelerator card: peaks listed under every precision (the
+    card runs any product at that rate), no register file, efficiencies 1."""
+    return Device(
+        name=name, family=family, compute_units=units, clock_ghz=clock_ghz,
+        tensor_peaks=() if matrix_ops_per_s is None else _every_precision(matrix_ops_per_s),
+        vector_peaks=_every_precision(vector_ops_per_s), levels=levels,
+        registers_bytes_per_sm=None, compute_efficiency=1.0, memory_efficiency=1.0,
+        source=f"codesign.hwmodels.roofline_devices.{source}", sources=(),
+        source_path=source_path,
+    )  # fmt: skip
+
+
 # -- tensor-core GPUs ---------------------------------------------------------------------------
 def _lut_runs(gpu: TensorCoreGpu, weight: DType | None) -> bool:
     """Whether weights of type `weight` run on the LUT units (integers up to max_weight_bits)."""
@@ -156,22 +172,12 @@ def bitserial_device(array: BitSerialArray, weight: DType | None) -> Device:
         MemoryLevel("DRAM", LevelKind.DRAM, None, None, array.dram_bits_per_cycle / 8 * clock_hz),
         *(MemoryLevel(name, LevelKind.SMEM, size, size, None) for name, size in buffers),
     )
-    return Device(
-        name=f"{array.name} ({array.pe_count} PEs x {array.dp}, {array.mode.value}, "
-        f"W{weight_bits:g}A{act_bits:g})",
-        family=array.family,
-        compute_units=1,  # one array; its buffers are its "per-SM" on-chip memory
-        clock_ghz=array.clock_ghz,
-        tensor_peaks=_every_precision(matrix),
-        vector_peaks=_every_precision(array.vector_lanes * clock_hz),
-        levels=levels,
-        registers_bytes_per_sm=None,
-        compute_efficiency=1.0,
-        memory_efficiency=1.0,
-        source="codesign.hwmodels.roofline_devices.bitserial_device",
-        sources=(),
-        source_path=array.source_path,
-    )
+    name = f"{array.name} ({array.pe_count} PEs x {array.dp}, {array.mode.value}, "
+    name += f"W{weight_bits:g}A{act_bits:g})"
+    # one array (compute unit): its buffers are its "per-SM" on-chip memory
+    return _accelerator(name, array.family, 1, array.clock_ghz, matrix,
+                        array.vector_lanes * clock_hz, levels, "bitserial_device",
+                        array.source_path)  # fmt: skip
 
 
 def bitserial_roofline(array: BitSerialArray) -> RooflineHardware:
@@ -197,21 +203,10 @@ def piuma_device(arch: PiumaArch) -> Device:
                     arch.issue_per_cycle * arch.access_bytes * clock_hz),
         MemoryLevel("cache", LevelKind.CACHE, cache_per_core * arch.cores, cache_per_core, None),
     )  # fmt: skip
-    return Device(
-        name=f"{arch.name} ({arch.cores} cores, {arch.issue_per_cycle:g} instr/cycle)",
-        family=PIUMA_FAMILY,
-        compute_units=arch.cores,
-        clock_ghz=arch.clock_ghz,
-        tensor_peaks=(),
-        vector_peaks=_every_precision(arch.issue_per_cycle * clock_hz),
-        levels=levels,
-        registers_bytes_per_sm=None,
-        compute_efficiency=1.0,
-        memory_efficiency=1.0,
-        source="codesign.hwmodels.roofline_devices.piuma_device",
-        sources=(),
-        source_path=arch.source_path,
-    )
+    name = f"{arch.name} ({arch.cores} cores, {arch.issue_per_cycle:g} instr/cycle)"
+    return _accelerator(name, PIUMA_FAMILY, arch.cores, arch.clock_ghz, None,
+                        arch.issue_per_cycle * clock_hz, levels, "piuma_device",
+                        arch.source_path)  # fmt: skip
 
 
 def piuma_roofline(arch: PiumaArch) -> RooflineHardware:
@@ -231,21 +226,10 @@ def attention_array_device(array: AttentionArray) -> Device:
         MemoryLevel("DRAM", LevelKind.DRAM, None, None, array.dram_bandwidth_gbps * 1e9),
         MemoryLevel("buffer", LevelKind.SMEM, array.buffer_bytes, array.buffer_bytes, None),
     )
-    return Device(
-        name=f"{array.name} ({array.array_2d.pes} + {array.array_1d.pes} PEs)",
-        family=ATTENTION_FAMILY,
-        compute_units=1,
-        clock_ghz=array.clock_ghz,
-        tensor_peaks=_every_precision(matrix),
-        vector_peaks=_every_precision(vector_array.pes * clock_hz),
-        levels=levels,
-        registers_bytes_per_sm=None,
-        compute_efficiency=1.0,
-        memory_efficiency=1.0,
-        source="codesign.hwmodels.roofline_devices.attention_array_device",
-        sources=(),
-        source_path="",
-    )
+    name = f"{array.name} ({array.array_2d.pes} + {array.array_1d.pes} PEs)"
+    return _accelerator(name, ATTENTION_FAMILY, 1, array.clock_ghz, matrix,
+                        vector_array.pes * clock_hz, levels, "attention_array_device",
+                        "")  # fmt: skip
 
 
 def attention_array_roofline(array: AttentionArray) -> RooflineHardware:
