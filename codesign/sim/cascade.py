@@ -83,5 +83,8 @@ def map_cascade(
     area = model.area_mm2(hw)
     if not cascade.groups:
         return CascadeResult(cascade.name, name, clock_ghz, tuple(results), family, area)
-    priced, groups = price_groups(cascade, results, hw)  # fused groups: one block each
+    # fused groups, one block each; a model that searches mappings also maps their shared nest
+    nest_search = getattr(model, "fused_nest_search", None)
+    nest = nest_search(cascade, hw) if nest_search is not None else None
+    priced, groups = price_groups(cascade, results, hw, nest)
     return CascadeResult(cascade.name, name, clock_ghz, priced, family, area, groups)

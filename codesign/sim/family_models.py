@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from codesign.hwmodels.lut_tc import TensorCoreGpu
     from codesign.hwmodels.piuma import PiumaArch
     from codesign.sim.attention_array import AttentionArrayModel
+    from codesign.sim.fused_nest import FusedNestSearch
 
 ANALYTICAL = "analytical"
 CYCLE = "cycle"
@@ -189,6 +190,19 @@ class SpatialModel:
             mapping, evaluations = found.mapping, found.evaluations
         cost = pricing.evaluate(problem, mapping, arch)
         return EinsumResult(einsum.name, einsum.op, EinsumKind.MAC, cost, mapping, evaluations)
+
+    def fused_nest_search(self, cascade: Cascade, hw: Arch | NMArray) -> FusedNestSearch | None:
+        """The mapper over fused groups' shared nests (`codesign.sim.fused_nest`) where this
+        model searches analytically priced dense mappings; None (the block model alone) with
+        given mappings, the cycle-level or sparse model, or a pricing override."""
+        from codesign.sim.analytical import AnalyticalModel
+        from codesign.sim.fused_nest import FusedNestSearch
+
+        if not isinstance(hw, Arch) or self.options.mappings:
+            return None
+        if type(self._pricing(cascade, hw)) is not AnalyticalModel:
+            return None
+        return FusedNestSearch(self.mapper, self.options.constraints, self.options.search)
 
     def area_mm2(self, hw: Arch | NMArray) -> float | None:
         arch = hw.arch if isinstance(hw, NMArray) else hw

@@ -34,9 +34,13 @@ from typing import Any
 from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade
 from codesign.ir.groups import FusedGroup
+from codesign.mapper.mapping import Mapping
 from codesign.sim.cost import Cost, LevelCost, TensorActions
+from codesign.sim.fused_nest import FusedNestSearch, NestChoice, group_cycles, score, search_group
 
 REGISTERS = "registers"  # the on-chip level of a family that prices none
+BLOCK = "block"  # GroupResult.model: TeAAL's block model over the members' own mappings
+FUSED_NEST = "fused-nest"  # GroupResult.model: the mapper over the group's shared loop nest
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,13 @@ class GroupResult:
     backing_accesses: float
     saved_energy_pj: float
     epilogue_loads_pj: float = 0.0  # backing-store energy of non-anchor members, now the anchor's
+    model: str = BLOCK  # which model priced the group: BLOCK or FUSED_NEST
+    reason: str = ""  # why that model (the objective of both, or why no fused nest exists)
+    shared_loops: str = ""  # fused nest: the shared axes tiled at the backing store, "[a/f, ..]"
+    blocks: int = 1  # fused nest: iterations of the shared outer nest
+    tile_words: int = 0  # fused nest: words of intermediates one block keeps on chip
+    capacity_words: int = 0  # fused nest: capacity of the on-chip level
+    nests: tuple[tuple[str, Mapping], ...] = ()  # fused nest: each contraction's block mapping
 
     @property
     def reuse(self) -> float:
@@ -76,9 +87,14 @@ class _OnChip:
 
 
 def price_groups(
-    cascade: Cascade, members: Sequence[Any], hardware: Any
+    cascade: Cascade, members: Sequence[Any], hardware: Any, nest: FusedNestSearch | None = None
 ) -> tuple[tuple[Any, ...], tuple[GroupResult, ...]]:
-    """Adjusted per-Einsum results (`EinsumResult`s, same order) and one result per group."""
+    """Adjusted per-Einsum results (`EinsumResult`s, same order) and one result per group.
+
+    With ``nest`` (a spatial `Arch` priced analytically) each group is also mapped over its
+    shared loop nest (`codesign.sim.fused_nest`) and priced that way when it finds a legal
+    mapping that scores no worse than the block model for the search objective; the group's
+    ``model`` and ``reason`` say which model priced it and why."""
     by_name = {r.name: r for r in members}
     adjusted = dict(by_name)
     results: list[GroupResult] = []
@@ -86,27 +102,104 @@ def price_groups(
         rows = [by_name[n] for n in group.einsums if n in by_name]
         if not rows:
             continue
-        anchor = next((r for r in rows if r.mapping is not None or r.cost.macs), rows[0])
-        level = _on_chip_levels(cascade, group, [r.cost for r in rows], hardware)
-        moved: list[TensorActions] = []
-        moved_cycles = 0.0
-        saved = 0.0
-        outputs = {cascade.einsum(r.name).output.tensor for r in rows}
-        for r in rows:
-            if r is anchor:
-                continue
-            cost, out, out_cycles, delta = _adjust(r.cost, set(group.on_chip), True, level)
-            adjusted[r.name] = replace(r, cost=cost)
-            moved += out
-            moved_cycles += out_cycles
-            saved += delta
-        cost, _, _, delta = _adjust(anchor.cost, set(group.on_chip), False, level)
-        adjusted[anchor.name] = replace(anchor, cost=_add_stores(cost, moved, moved_cycles))
-        saved += delta
-        loads = sum(a.energy_pj for a in moved if _base(a.tensor) not in outputs)
-        costs = [adjusted[r.name].cost for r in rows]
-        results.append(replace(_group_result(group, costs, level, saved), epilogue_loads_pj=loads))
+        chosen, result = _block_model(cascade, group, rows, hardware)
+        if nest is None:
+            result = replace(result, reason="the family fixes its schedule (no fused-nest search)")
+        else:
+            chosen, result = _best_of(cascade, group, rows, hardware, nest, chosen, result)
+        adjusted.update(chosen)
+        results.append(result)
     return tuple(adjusted[r.name] for r in members), tuple(results)
+
+
+def _block_model(
+    cascade: Cascade, group: FusedGroup, rows: list[Any], hardware: Any
+) -> tuple[dict[str, Any], GroupResult]:
+    """TeAAL's block model from the members' own mappings (module docstring)."""
+    adjusted = {}
+    anchor = next((r for r in rows if r.mapping is not None or r.cost.macs), rows[0])
+    level = _on_chip_levels(cascade, group, [r.cost for r in rows], hardware)
+    moved: list[TensorActions] = []
+    moved_cycles = 0.0
+    saved = 0.0
+    outputs = {cascade.einsum(r.name).output.tensor for r in rows}
+    for r in rows:
+        if r is anchor:
+            continue
+        cost, out, out_cycles, delta = _adjust(r.cost, set(group.on_chip), True, level)
+        adjusted[r.name] = replace(r, cost=cost)
+        moved += out
+        moved_cycles += out_cycles
+        saved += delta
+    cost, _, _, delta = _adjust(anchor.cost, set(group.on_chip), False, level)
+    adjusted[anchor.name] = replace(anchor, cost=_add_stores(cost, moved, moved_cycles))
+    saved += delta
+    loads = sum(a.energy_pj for a in moved if _base(a.tensor) not in outputs)
+    costs = [adjusted[r.name].cost for r in rows]
+    result = replace(_group_result(group, costs, level, saved), epilogue_loads_pj=loads)
+    return adjusted, result
+
+
+def _best_of(
+    cascade: Cascade,
+    group: FusedGroup,
+    rows: list[Any],
+    arch: Arch,
+    nest: FusedNestSearch,
+    block_rows: dict[str, Any],
+    block: GroupResult,
+) -> tuple[dict[str, Any], GroupResult]:
+    """The fused-nest pricing of ``group`` when legal and no worse than ``block`` (the block
+    model) for the search objective; else the block model, with the reason."""
+    choice, why = search_group(cascade, group, arch, nest)
+    objective = nest.options.objective
+    if choice is None:
+        return block_rows, replace(block, reason=f"no fused nest: {why}")
+    nest_rows, result = _nest_model(cascade, group, rows, choice)
+    ours = score(result.cycles, result.energy_pj, objective)
+    theirs = score(block.cycles, block.energy_pj, objective)
+    if ours <= theirs:
+        why = f"fused nest {objective.value} {ours:.4g} <= block model {theirs:.4g}"
+        return nest_rows, replace(result, reason=why)
+    why = f"block model {objective.value} {theirs:.4g} < fused nest {ours:.4g}"
+    return block_rows, replace(block, reason=why)
+
+
+def _nest_model(
+    cascade: Cascade, group: FusedGroup, rows: list[Any], choice: NestChoice
+) -> tuple[dict[str, Any], GroupResult]:
+    """The members priced by the fused nest ``choice``; as in the block model, what non-anchor
+    members still move to or from the backing store is charged to the anchor row."""
+    costs = dict(choice.costs)
+    by_name = {r.name: r for r in rows}
+    priced = [replace(r, cost=costs[r.name]) if r.name in costs else r for r in rows]
+    anchor = next((r for r in priced if r.mapping is not None or r.cost.macs), priced[0])
+    adjusted: dict[str, Any] = {}
+    moved: list[TensorActions] = []
+    moved_cycles = 0.0
+    for r in priced:
+        if r is anchor:
+            continue
+        cost, out, out_cycles, _ = _adjust(r.cost, set(), True, {})
+        adjusted[r.name] = replace(r, cost=cost)
+        moved += out
+        moved_cycles += out_cycles
+    adjusted[anchor.name] = replace(anchor, cost=_add_stores(anchor.cost, moved, moved_cycles))
+    outputs = {cascade.einsum(r.name).output.tensor for r in rows}
+    loads = sum(a.energy_pj for a in moved if _base(a.tensor) not in outputs)
+    member_costs = [adjusted[r.name].cost for r in rows]
+    backing = sum(_units(a) for c in member_costs if c.levels for a in c.levels[0].tensors)
+    before = sum(by_name[r.name].cost.energy_pj for r in rows)
+    energy = sum(c.energy_pj for c in member_costs)
+    tiling = choice.tiling
+    result = GroupResult(
+        group.name, group.kind.value, group.einsums, group.on_chip, choice.level,
+        group_cycles(member_costs), energy, sum(c.macs for c in member_costs), backing,
+        before - energy, loads, model=FUSED_NEST, shared_loops=tiling.loops(),
+        blocks=tiling.blocks, tile_words=tiling.tile_words,
+        capacity_words=tiling.capacity_words, nests=choice.nests,
+    )  # fmt: skip
+    return adjusted, result
 
 
 def _on_chip_levels(
@@ -266,11 +359,7 @@ def _add_stores(cost: Cost, moved: list[TensorActions], moved_cycles: float) -> 
 def _group_result(
     group: FusedGroup, costs: list[Cost], level: dict[str, _OnChip], saved_pj: float
 ) -> GroupResult:
-    components: dict[str, float] = {"compute": sum(c.compute_cycles for c in costs)}
-    for c in costs:
-        for lv in c.levels:
-            components[lv.name] = components.get(lv.name, 0.0) + lv.cycles
-    cycles = max(max(components.values()), max(c.cycles for c in costs))
+    cycles = group_cycles(costs)
     backing = sum(_units(a) for c in costs if c.levels for a in c.levels[0].tensors)
     where = "+".join(dict.fromkeys(level[t].name for t in group.on_chip)) or "-"
     return GroupResult(
