@@ -223,7 +223,7 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def print_result(result: CascadeResult, console: Console) -> None:
+def print_result(result: CascadeResult, console: Console, explain: bool = False) -> None:
     table = Table(title=f"{result.model} on {result.arch}")
     for col in ("Einsum", "op", "kind", "MACs", "cycles", "energy", "util", "bound"):
         table.add_column(
@@ -256,22 +256,37 @@ def print_result(result: CascadeResult, console: Console) -> None:
         )
         console.print(f"energy by level: {parts}")
     if result.groups:
-        print_groups(result, console)
+        print_groups(result, console, explain)
 
 
-def print_groups(result: CascadeResult, console: Console) -> None:
-    """The fused groups (sim/fused.py): one block each, members, on-chip level and reuse."""
+def print_groups(result: CascadeResult, console: Console, explain: bool = False) -> None:
+    """The fused groups (sim/fused.py): one block each, members, the model that priced them,
+    shared outer loops, on-chip level and reuse; with `explain`, why that model and each
+    contraction's inner nest."""
+    from codesign.sim.report import loops_text
+
     table = Table(title=f"{len(result.groups)} fused groups (one kernel each)")
-    for col in ("group", "kind", "Einsums", "on chip", "cycles", "energy", "saved", "reuse"):
-        table.add_column(col, justify="left" if col in ("group", "kind", "Einsums") else "right")
+    columns = ("group", "kind", "Einsums", "model", "shared loops", "on chip", "cycles",
+               "energy", "saved", "reuse")  # fmt: skip
+    for col in columns:
+        left = col in ("group", "kind", "Einsums", "model", "shared loops")
+        table.add_column(col, justify="left" if left else "right")
     for g in result.groups:
         reuse = f"{g.reuse:,.1f}" if g.backing_accesses else "-"
         table.add_row(
-            g.name, g.kind, f"{g.einsums[0]} +{len(g.einsums) - 1}",
+            g.name, g.kind, f"{g.einsums[0]} +{len(g.einsums) - 1}", g.model, g.loops_text,
             f"{len(g.on_chip)} @ {g.on_chip_level}", f"{g.cycles:,.0f}",
             _si(g.energy_pj * 1e-12, "J"), _si(g.saved_energy_pj * 1e-12, "J"), reuse,
         )  # fmt: skip
     console.print(table)
+    if explain:
+        for g in result.groups:
+            tile = f"; {g.blocks} blocks, intermediates {g.tile_words:,} of {g.capacity_words:,}"
+            words = f"{tile} words" if g.model == "fused-nest" else ""
+            line = f"{g.name}: {g.model}{words} ({g.reason})"
+            console.print(line, highlight=False, markup=False)
+            for name, mapping in g.nests:
+                console.print(f"  {name}: {loops_text(mapping)}", highlight=False, markup=False)
     console.print(
         "reuse: MACs per backing-store access; saved: the intermediates' backing-store energy "
         "net of their on-chip cost; a group's loads and stores are charged to its first "
@@ -387,7 +402,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         from codesign.passes.explain import explain_pipeline
 
         print(explain_pipeline(loaded, pipeline, args.seed), end="")
-    print_result(result, console)
+    print_result(result, console, args.explain)
     _print_figures_of_merit(doc["total"], console)
     if baseline is not None:
         if base_passes is not passes:

@@ -55,7 +55,7 @@ MAX_TILINGS = 4096  # outer tilings scored per on-chip level before ranking (div
 class SharedAxis:
     """A rank all members of a group walk in step: each member's loop variable on it."""
 
-    name: str  # the intermediate rank it was found on, e.g. ``relu_1.D0``
+    name: str  # the first intermediate's rank it was found on, e.g. ``D0``
     extent: int
     variables: tuple[tuple[str, str], ...]  # (member Einsum, its loop variable), member order
 
@@ -77,9 +77,6 @@ class OuterTiling:
     capacity_words: int
     external_words: float
 
-    def loops(self) -> str:
-        """``[D0/2, D2/4]``: the shared axes tiled at the backing store, or ``[]``."""
-        return "[" + ", ".join(f"{a}/{f}" for a, f in self.factors) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +127,7 @@ def shared_axes(cascade: Cascade, group: FusedGroup) -> tuple[SharedAxis, ...]:
             index = producer.output.indices[k]
             assert isinstance(index, Affine) and index.plain_var is not None
             source = (producer.name, index.plain_var)
-            labels.setdefault(source, f"{tensor}.{rank}")
+            labels.setdefault(source, rank)
             for consumer in cascade.consumers(tensor):
                 for access in consumer.inputs:
                     if access.tensor == tensor:

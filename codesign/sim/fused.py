@@ -65,11 +65,16 @@ class GroupResult:
     epilogue_loads_pj: float = 0.0  # backing-store energy of non-anchor members, now the anchor's
     model: str = BLOCK  # which model priced the group: BLOCK or FUSED_NEST
     reason: str = ""  # why that model (the objective of both, or why no fused nest exists)
-    shared_loops: str = ""  # fused nest: the shared axes tiled at the backing store, "[a/f, ..]"
+    shared_loops: tuple[tuple[str, int], ...] = ()  # fused nest: (shared axis, outer factor)
     blocks: int = 1  # fused nest: iterations of the shared outer nest
     tile_words: int = 0  # fused nest: words of intermediates one block keeps on chip
     capacity_words: int = 0  # fused nest: capacity of the on-chip level
     nests: tuple[tuple[str, Mapping], ...] = ()  # fused nest: each contraction's block mapping
+
+    @property
+    def loops_text(self) -> str:
+        """The shared outer loops, ``P/2, M/4`` (axis / outer factor), or ``-`` for none."""
+        return ", ".join(f"{axis}/{factor}" for axis, factor in self.shared_loops) or "-"
 
     @property
     def reuse(self) -> float:
@@ -195,7 +200,7 @@ def _nest_model(
     result = GroupResult(
         group.name, group.kind.value, group.einsums, group.on_chip, choice.level,
         group_cycles(member_costs), energy, sum(c.macs for c in member_costs), backing,
-        before - energy, loads, model=FUSED_NEST, shared_loops=tiling.loops(),
+        before - energy, loads, model=FUSED_NEST, shared_loops=tiling.factors,
         blocks=tiling.blocks, tile_words=tiling.tile_words,
         capacity_words=tiling.capacity_words, nests=choice.nests,
     )  # fmt: skip

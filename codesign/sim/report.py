@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from codesign.mapper.mapping import Mapping
 from codesign.sim.cascade import CascadeResult
 from codesign.sim.fused import GroupResult
 
@@ -82,7 +83,26 @@ def group_dict(group: GroupResult) -> dict[str, Any]:
         "reuse_macs_per_backing_access": group.reuse if group.backing_accesses else None,
         "saved_energy_pj": group.saved_energy_pj,
         "epilogue_loads_pj": group.epilogue_loads_pj,
+        "model": group.model,
+        "reason": group.reason,
+        "shared_loops": [{"axis": axis, "outer_factor": f} for axis, f in group.shared_loops],
+        "blocks": group.blocks,
+        "on_chip_tile_words": group.tile_words,
+        "on_chip_capacity_words": group.capacity_words,
+        "inner_nests": {name: loops_text(mapping) for name, mapping in group.nests},
     }
+
+
+def loops_text(mapping: Mapping) -> str:
+    """A mapping on one line, outermost level first: ``DRAM[m4 p2] glb[c8 X:m14] ...``
+    (temporal loops as dim+bound, spatial ones prefixed X:/Y:)."""
+    parts = []
+    for level in mapping.levels:
+        loops = [f"{loop.dim}{loop.bound}" for loop in level.temporal]
+        loops += [f"X:{loop.dim}{loop.bound}" for loop in level.spatial_x]
+        loops += [f"Y:{loop.dim}{loop.bound}" for loop in level.spatial_y]
+        parts.append(f"{level.level}[{' '.join(loops)}]")
+    return " ".join(parts)
 
 
 def plot_result(
