@@ -8,8 +8,9 @@ ResNets are generated into --out (default a temporary directory) with
 ``examples/models/generate.py`` (torch export, ~10 s each) unless already there.  For every
 (model, pipeline) it prints total cycles, energy, the share of non-MAC Einsums (bias, ReLU,
 residual add, pooling; rows of fused groups count what the epilogue adds: its ALU ops and
-on-chip accesses) in cycles and energy, the same share without max-pool, and the number of
-groups.  The acceptance of issue 11 is checked by tests/test_fuse.py on the CNN; this script
+on-chip accesses) in cycles and energy, the same share without max-pool, the number of
+groups and how many of them the fused-nest mapper priced (the rest: the block model).  The
+acceptance of issue 11 is checked by tests/test_fuse.py and tests/test_fused_search.py; this script
 produces the ResNet figures quoted in docs/passes.md (about 3 minutes for all models).
 """
 
@@ -75,14 +76,17 @@ def main() -> int:
             doc = json.loads(report.read_text())
             row = {"model": name, "hw": Path(hw).stem, "passes": pipeline,
                    "cycles": doc["total"]["cycles"], "energy_pj": doc["total"]["energy_pj"],
-                   "groups": len(doc["groups"]), **_shares(doc)}  # fmt: skip
+                   "groups": len(doc["groups"]),
+                   "fused_nest_groups": sum(g["model"] == "fused-nest" for g in doc["groups"]),
+                   **_shares(doc)}  # fmt: skip
             results.append(row)
             print(
                 f"{name:9s} {row['hw']:13s} {pipeline:22s} {row['cycles']:>13,.0f} cycles "
                 f"{row['energy_pj'] / 1e6:>10.1f} µJ  non-MAC cycles "
                 f"{row['nonmac_cycle_share']:6.1%} (w/o max-pool "
                 f"{row['nonmac_cycle_share_without_maxpool']:6.1%}) energy "
-                f"{row['nonmac_energy_share']:6.1%}  groups {row['groups']}"
+                f"{row['nonmac_energy_share']:6.1%}  groups {row['groups']} "
+                f"(fused nest {row['fused_nest_groups']})"
             )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

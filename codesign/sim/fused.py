@@ -23,6 +23,15 @@ issue 11 (TeAAL's block model):
    cycles are the sum over blocks.  Energy is the sum over members.
 
 The backing-store cycles of a member shrink in proportion to the traffic units removed.
+
+On a spatial `Arch` priced analytically, `price_groups` also receives a `FusedNestSearch`
+(`SpatialModel.fused_nest_search`) and maps each group over its shared loop nest
+(`codesign.sim.fused_nest`, `codesign.mapper.fused_search`): the shared outer loops tiled at
+DRAM, the intermediates homed at a capacity-checked on-chip level, each contraction's inner
+nest searched for one block.  The group is priced by that mapping when one is legal and it
+scores no worse than the block model for the search objective; otherwise by the block model,
+which is also the only model of the fixed-schedule families, the cycle-level and sparse models
+and given mappings.  `GroupResult.model` and ``reason`` say which model priced a group and why.
 """
 
 from __future__ import annotations
