@@ -10,14 +10,16 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from codesign.api import map_model
 from codesign.cli.main import main
 from codesign.frontends.onnx import load_onnx
 from codesign.hwmodels.loader import load_arch
-from codesign.ir import parse_cascade, verify
+from codesign.ir import interpret, parse_cascade, verify
 from codesign.ir.cascade import Cascade
+from codesign.ir.inputs import sample_inputs
 from codesign.mapper.fused_search import (
     OuterTiling,
     outer_tilings,
@@ -208,6 +210,20 @@ def test_fused_nest_search_is_deterministic_for_a_seed(mlp_chain, eyeriss):
         results.append(price_groups(mlp_chain, rows, eyeriss, nest))
     assert results[0] == results[1]
     assert results[0][1][0].model == FUSED_NEST
+
+
+def test_pricing_fused_groups_leaves_the_interpreter_result_unchanged(mlp_chain, eyeriss):
+    unfused = parse_cascade(MLP)
+    rng = np.random.default_rng(0)
+    weights = {t.name: rng.standard_normal(t.shape).astype(np.float32) for t in unfused.weights}
+    inputs = {**sample_inputs(unfused, 0), **weights}
+    before = interpret(unfused, inputs)
+    rows, nest = _rows_and_nest(mlp_chain, eyeriss)
+    price_groups(mlp_chain, rows, eyeriss, nest)
+    after = interpret(mlp_chain, inputs)
+    assert set(before) == set(after)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
 
 
 def test_fused_groups_leave_the_per_einsum_mappings_of_the_members(cnn_groups):

@@ -50,6 +50,10 @@ from codesign.sim.fused_nest import FusedNestSearch, NestChoice, group_cycles, s
 REGISTERS = "registers"  # the on-chip level of a family that prices none
 BLOCK = "block"  # GroupResult.model: TeAAL's block model over the members' own mappings
 FUSED_NEST = "fused-nest"  # GroupResult.model: the mapper over the group's shared loop nest
+NO_SEARCH = (
+    "no fused-nest search: the cost model fixes its schedule (a fixed-schedule family, "
+    "--model cycle, the sparse model or given mappings)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +122,7 @@ def price_groups(
             continue
         chosen, result = _block_model(cascade, group, rows, hardware)
         if nest is None:
-            result = replace(result, reason="the family fixes its schedule (no fused-nest search)")
+            result = replace(result, reason=NO_SEARCH)
         else:
             chosen, result = _best_of(cascade, group, rows, hardware, nest, chosen, result)
         adjusted.update(chosen)
