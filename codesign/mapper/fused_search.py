@@ -78,7 +78,6 @@ class OuterTiling:
     external_words: float
 
 
-
 @dataclass(frozen=True, slots=True)
 class MemberNest:
     """A contraction member's inner nest for one block."""
@@ -179,9 +178,9 @@ def _footprints(
     external: list[_Footprint] = []
     for name in group.einsums:
         einsum = cascade.einsum(name)
-        if einsum.is_view:
-            continue
         out = einsum.output
+        if einsum.is_view and out.tensor not in group.on_chip:
+            continue  # folded into its consumer's addressing
         out_fp = _Footprint(cascade.tensor(out.tensor).size,
                             tuple(_indexed_by(_access_vars(out.indices), name, axes)))  # fmt: skip
         (on_chip if out.tensor in group.on_chip else external).append(out_fp)

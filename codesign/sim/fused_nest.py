@@ -12,7 +12,10 @@ is priced over all blocks:
   its per-word energies, against its bandwidth), and every external tensor's traffic times the
   outer factors of the shared axes its access is not indexed by (a bias vector re-read per
   spatial tile);
-* views cost nothing.
+* a view costs nothing, unless the group keeps its result on chip (a flatten in front of a
+  classifier): then its input is read from the backing store once per block where the tiling
+  forces it and its result written to the on-chip level (the consumer's inner nest finds it
+  there and never loads it).
 
 The candidate with the best score for the search objective (EDP, latency or energy of the
 group: cycles = TeAAL's max over components within a block, summed over the blocks) is
@@ -28,6 +31,7 @@ from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine
+from codesign.ir.stats import einsum_stats
 from codesign.mapper.fused_search import (
     OuterTiling,
     SharedAxis,
@@ -38,7 +42,7 @@ from codesign.mapper.fused_search import (
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
-from codesign.sim.vector import vector_cost
+from codesign.sim.vector import array_words, vector_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ def search_group(
             einsum = cascade.einsum(name)
             if name in block:
                 costs.append((name, times(block[name].result.cost, tiling.blocks)))
-            elif not einsum.is_view:
+            elif not einsum.is_view or einsum.output.tensor in group.on_chip:
                 costs.append((name, _vector_total(einsum, cascade, arch, group, axes, tiling)))
         member_costs = [c for _, c in costs]
         cycles = group_cycles(member_costs)
@@ -182,7 +186,8 @@ def _vector_total(
     tiling: OuterTiling,
 ) -> Cost:
     """A non-MAC member over all blocks (module docstring)."""
-    cost = vector_cost(einsum, cascade, arch)
+    price = _view_copy if einsum.is_view else vector_cost
+    cost = price(einsum, cascade, arch)
     dram, chip = arch.levels[0], arch.levels[tiling.level]
     ratio = dram.word_bits / chip.word_bits
     backing: list[TensorActions] = []
@@ -212,6 +217,22 @@ def _vector_total(
     utilization = cost.utilization * cost.cycles / cycles if cycles else 0.0
     return replace(cost, cycles=cycles, energy_pj=energy, utilization=utilization, bound=bound,
                    levels=levels)  # fmt: skip
+
+
+def _view_copy(einsum: Einsum, cascade: Cascade, arch: Arch) -> Cost:
+    """A view whose result a group keeps on chip (a flatten in front of a classifier): no ops,
+    its inputs read and its result written once, as `vector_cost` counts them at the backing
+    store (the caller moves the on-chip part to the buffer)."""
+    dram = arch.levels[0]
+    actions = []
+    for tensor, nbytes in einsum_stats(einsum, cascade).tensor_bytes:
+        words = array_words(cascade, tensor, nbytes, dram.word_bits)
+        if tensor == einsum.output.tensor:
+            actions.append(TensorActions(tensor, 0.0, words, 0.0, 0, words * dram.write_energy_pj))
+        else:
+            actions.append(TensorActions(tensor, words, 0.0, 0.0, 0, words * dram.read_energy_pj))
+    level = LevelCost(dram.name, 1, 0, 0.0, sum(a.energy_pj for a in actions), 0.0, tuple(actions))
+    return Cost(1.0, level.energy_pj, 0, 0.0, COMPUTE_BOUND, 0.0, 0.0, 0, (level,))
 
 
 def _level(
