@@ -53,6 +53,7 @@ class FusedNestSearch:
     mapper: Mapper
     constraints: Constraints
     options: SearchOptions
+    candidates_per_level: int = 2  # outer tilings searched per on-chip level
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def search_group(
 ) -> tuple[NestChoice | None, str]:
     """The best legal fused-nest mapping of ``group``, or None and why there is none."""
     axes = shared_axes(cascade, group)
-    tilings, reason = outer_tilings(cascade, group, axes, arch)
+    tilings, reason = outer_tilings(cascade, group, axes, arch, search.candidates_per_level)
     if not tilings:
         return None, reason
     best: NestChoice | None = None
