@@ -283,10 +283,10 @@ def print_groups(result: CascadeResult, console: Console, explain: bool = False)
         for g in result.groups:
             tile = f"; {g.blocks} blocks, intermediates {g.tile_words:,} of {g.capacity_words:,}"
             words = f"{tile} words" if g.model == "fused-nest" else ""
-            line = f"{g.name}: {g.model}{words} ({g.reason})"
-            console.print(line, highlight=False, markup=False)
-            for name, mapping in g.nests:
-                console.print(f"  {name}: {loops_text(mapping)}", highlight=False, markup=False)
+            lines = [f"{g.name}: {g.model}{words} ({g.reason})"]
+            lines += [f"  {name}: {loops_text(mapping)}" for name, mapping in g.nests]
+            for line in lines:
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(
         "reuse: MACs per backing-store access; saved: the intermediates' backing-store energy "
         "net of their on-chip cost; a group's loads and stores are charged to its first "
