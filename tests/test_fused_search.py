@@ -174,6 +174,23 @@ def test_fused_nest_intermediates_never_exceed_the_on_chip_level(cnn_groups, eye
             assert not {a.tensor for a in cost.levels[0].tensors} & set(g.on_chip)
 
 
+def test_a_conv_to_conv_chain_is_mapped_as_one_nest_with_its_activations_in_the_buffer(eyeriss):
+    chain = run_pipeline(load_onnx(CNN), "fuse{buffer_kib=100}", measure_error=False)[0]
+    group = next(g for g in chain.groups if "relu_1" in g.on_chip)
+    only = dataclasses.replace(chain, groups=(group,))
+    rows, nest = _rows_and_nest(only, eyeriss)
+    priced, (result,) = price_groups(only, rows, eyeriss, nest)
+    assert result.model == FUSED_NEST and result.blocks == 1  # only the batch (1) is shared
+    convs = [name for name, _ in result.nests]
+    assert len(convs) == 2 and "node_Conv_141" in convs
+    # relu_1, the whole 16x32x32 image between the convs, lives in the glb for the block
+    assert result.on_chip_level == "shared_glb" and result.tile_words >= 16 * 32 * 32
+    rows_by_name = {r.name: r for r in priced}
+    consumer = rows_by_name["node_Conv_141"].cost
+    assert not any(a.tensor == "relu_1" for a in consumer.levels[0].tensors)
+    assert any(a.tensor == "relu_1" for a in consumer.levels[1].tensors)
+
+
 def test_a_group_whose_intermediate_cannot_fit_falls_back_to_the_block_model_with_a_reason(
     eyeriss,
 ):
