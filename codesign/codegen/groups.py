@@ -1,17 +1,18 @@
 """Fused groups for code generation: which Einsums become ONE kernel (PrimFunc).
 
 A *group* is a tuple of Einsum names, in cascade order.  `lower_cascade` turns each group into
-one PrimFunc: a contraction (or any Einsum) followed by element-wise epilogues such as a bias
-add, an activation or a residual add.  Only the last member's output leaves the kernel; the
-other members' outputs live inside it.
+one PrimFunc, whatever its number of reductions: a contraction with element-wise epilogues
+(bias add, activation, residual add), matmul -> softmax -> matmul, conv -> conv, and recurrence
+units (a state tensor's initialisations and its iterative step, lowered as an ordered loop).
+Only the last member's output leaves the kernel; the other members' outputs live inside it.
 
 Where the groups come from (`kernel_plan`): a cascade that carries fused-group records
 (`Cascade.groups`, written by the fusion passes `fuse-elementwise` / `fuse`, see docs/passes.md)
 compiles one kernel per recorded group; a cascade without records gets `default_groups`, which
 derives contraction + epilogue groups from the cascade alone.  A recorded group that one
 PrimFunc cannot hold (a member's result is also read after the group, so the kernel would have
-two outputs; or a member writes a concat piece / a non-plain output index) is split into the
-fewest kernels that can, and the plan says why.
+two outputs; a member writes a concat piece / a non-plain output index; a recurrence unit only
+partly in the group) is split into the fewest kernels that can, and the plan says why.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine
+from codesign.ir.recurrence import is_iterative
 
 Group = tuple[str, ...]
 
@@ -58,49 +60,61 @@ def kernel_plan(cascade: Cascade) -> KernelPlan:
 
 def _split_for_kernels(cascade: Cascade, group: FusedGroup) -> tuple[list[Group], list[str]]:
     """`group`'s members cut into consecutive runs that `check_groups` accepts (each run's
-    members but the last are read only inside the run), and the reason of every cut."""
+    members but the last are read only inside the run; a recurrence unit whole in one run),
+    and the reason of every cut.  Reductions never cut: one PrimFunc holds any number."""
     reasons: dict[str, str] = {}
     cuts: set[int] = set()  # a cut at k: member k ends a kernel
     members = group.einsums
-    run_outputs: set[str] = set()  # tensors the current run writes
-    reduced = False  # the current run holds a reduction
-    starts: list[str] = []
-    for k, name in enumerate(members):
-        einsum = cascade.einsum(name)
-        if not _kernel_member(cascade, einsum):
-            reasons.setdefault(name, f"{name} is its own kernel (not the one plain writer of it)")
-            cuts.update({k - 1, k})
-            run_outputs, reduced = set(), False
-            continue
-        # after its reduction a kernel holds only element-wise epilogues computed per tile
-        epilogue = einsum.reduce is None and all(
-            _is_epilogue(cascade, einsum, t) for t in einsum.input_tensors if t in run_outputs
-        )
-        if reduced and not epilogue:
-            cuts.add(k - 1)
-            starts.append(name)
-            run_outputs, reduced = set(), False
-        run_outputs.add(einsum.output.tensor)
-        reduced = reduced or einsum.reduce is not None
-    if starts:
-        reasons["reductions"] = (
-            f"new kernel at {', '.join(starts)} (after its reduction a kernel holds only "
-            "element-wise epilogues)"
-        )
+    units = recurrence_members(cascade)
+    position = {name: k for k, name in enumerate(members)}
+
+    def alone(name: str, why: str) -> None:
+        reasons.setdefault(name, f"{name} is its own kernel ({why})")
+        cuts.update({position[name] - 1, position[name]})
+
+    for name in members:
+        unit = units.get(name)
+        if unit is not None and not set(unit) <= set(members):
+            alone(name, "its recurrence unit is not all in the group")
+        elif unit is None and not _kernel_member(cascade, cascade.einsum(name)):
+            alone(name, "not the one plain writer of its tensor")
     changed = True
     while changed:
         changed = False
         for run in _runs(members, cuts):
             inside = set(run)
-            for k, name in ((members.index(n), n) for n in run[:-1]):
+            for name in run:
+                unit = units.get(name)
+                if unit is not None and len(run) > 1 and not set(unit) <= inside:
+                    for member in unit:  # a cut fell inside the unit: the unit on its own
+                        alone(member, f"recurrence {unit[-1]} cut apart by the group's kernels")
+                    changed = True
+            for name in run[:-1]:
+                if name in units and name != units[name][-1]:
+                    continue  # an initialisation: its state leaves with its step, if at all
+                k = position[name]
                 tensor = cascade.einsum(name).output.tensor
                 outside = [c.name for c in cascade.consumers(tensor) if c.name not in inside]
-                if outside or cascade.tensor(tensor).role is Role.OUTPUT:
+                if k not in cuts and (outside or cascade.tensor(tensor).role is Role.OUTPUT):
                     reader = outside[0] if outside else "a cascade output"
                     reasons.setdefault(name, f"{tensor} leaves the kernel (read by {reader})")
                     cuts.add(k)
                     changed = True
+            if changed:
+                break
     return _runs(members, cuts), list(reasons.values())
+
+
+def recurrence_members(cascade: Cascade) -> dict[str, tuple[str, ...]]:
+    """For every producer of a recurrent state tensor (an iterative Einsum's output): all the
+    producers of that tensor in cascade order (initialisations, then the step).  One kernel
+    computes a unit whole (`codesign.codegen.te_recurrence`)."""
+    units: dict[str, tuple[str, ...]] = {}
+    for einsum in cascade.einsums:
+        if is_iterative(einsum):
+            unit = tuple(p.name for p in cascade.producers(einsum.output.tensor))
+            units.update(dict.fromkeys(unit, unit))
+    return units
 
 
 def _runs(members: tuple[str, ...], cuts: set[int]) -> list[Group]:
@@ -153,7 +167,8 @@ def _fusable_member(cascade: Cascade, einsum: Einsum) -> bool:
 
 def _kernel_member(cascade: Cascade, einsum: Einsum) -> bool:
     """The single producer of its tensor, writing all of it at a permutation of plain variables:
-    its result can be a buffer inside one kernel, looped like the tensor."""
+    its result can be a buffer inside one kernel, looped like the tensor (a constant 0 on a
+    size-1 dimension, as a keepdims reduction writes, counts as plain)."""
     if len(cascade.producers(einsum.output.tensor)) != 1:
         return False
     shape = cascade.tensor(einsum.output.tensor).shape
@@ -161,6 +176,8 @@ def _kernel_member(cascade: Cascade, einsum: Einsum) -> bool:
     seen: set[str] = set()
     for index, size in zip(einsum.output.indices, shape, strict=True):
         var = index.plain_var if isinstance(index, Affine) else None
+        if var is None and index == Affine.constant(0) and size == 1:
+            continue  # a kept dimension of a reduction (keepdims)
         if var is None or var in seen or extents[var] != size:
             return False
         seen.add(var)
@@ -227,14 +244,22 @@ def check_groups(cascade: Cascade, groups: Sequence[Sequence[str]]) -> tuple[Gro
         if len(members) < 2:
             continue
         inside = set(members)
+        units = recurrence_members(cascade)
         for name in members:
             einsum = cascade.einsum(name)
-            if not _kernel_member(cascade, einsum):
+            if name in units and not set(units[name]) <= inside:
+                raise InputError(
+                    f"fused group {members}: Einsum {name} writes recurrence state "
+                    f"{einsum.output.tensor} whose other writers are outside the group"
+                )
+            if name not in units and not _kernel_member(cascade, einsum):
                 raise InputError(
                     f"fused group {members}: Einsum {name} has several producers of its output "
                     "or a non-plain output index"
                 )
         for name in members[:-1]:
+            if name in units and name != units[name][-1]:
+                continue  # an initialisation: its state is checked at its step
             tensor = cascade.einsum(name).output.tensor
             outside = [c.name for c in cascade.consumers(tensor) if c.name not in inside]
             if outside or cascade.tensor(tensor).role is Role.OUTPUT:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.codegen.cpu_schedule import micro_for, schedule_stage
+from codesign.codegen.cpu_schedule import micro_for
+from codesign.codegen.group_kernels import preschedule_gpu, schedule_kernel
 from codesign.codegen.te_lower import LoweredCascade
 from codesign.errors import InputError
 
@@ -78,7 +79,7 @@ def default_schedule(
     micro = micro_for(target)
     return tvm.IRModule(
         {
-            stage.symbol: schedule_stage(
+            stage.symbol: schedule_kernel(
                 stage, tiles.get(stage.einsum, {}), micro, frozenset(lowered.weights)
             )
             for stage in lowered.stages
@@ -95,6 +96,7 @@ def dlight_schedule(
     from tvm.s_tir import dlight  # noqa: PLC0415
 
     if _is_gpu(target):
+        mod = preschedule_gpu(mod, lowered)  # multi-stage kernels: dlight expects one main block
         rules = [
             dlight.gpu.Matmul(),
             dlight.gpu.GEMV(),
@@ -133,8 +135,10 @@ def metaschedule(
         work_dir.mkdir(parents=True, exist_ok=True)
         database = ms.database.JSONDatabase(work_dir=str(work_dir))
         untuned = [
-            s.symbol for s in lowered.stages if _record(database, mod[s.symbol], target) is None
-        ]
+            s.symbol
+            for s in lowered.stages
+            if not s.multi_stage and _record(database, mod[s.symbol], target) is None
+        ]  # multi-stage kernels (group_kernels) keep the default schedule
         if untuned and options.trials > 0:
             database = ms.tune_tir(
                 tvm.IRModule({name: mod[name] for name in untuned}),
@@ -146,7 +150,9 @@ def metaschedule(
             )
         tuned = tvm.IRModule()
         for stage in lowered.stages:
-            sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
+            sch = None
+            if not stage.multi_stage:
+                sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
             func = default[stage.symbol] if sch is None else sch.mod["main"]
             tuned[stage.symbol] = func.with_attr("global_symbol", stage.symbol)
         if gpu:

@@ -1,0 +1,152 @@
+"""Schedules of multi-stage kernels: fused groups with several reductions, and recurrences.
+
+`codesign.codegen.cpu_schedule` schedules a kernel built around ONE contraction (a register-
+blocked micro-kernel plus its epilogue).  A fused group such as matmul -> softmax -> matmul or
+conv -> conv (`fuse{...}`, `flash-attention`) has several reduction blocks, and a recurrence
+(`codesign.codegen.te_recurrence`) is a hand-written loop inside one opaque block; both are
+scheduled here, block by block:
+
+* element-wise blocks are inlined into their consumers (a block the recurrence loop reads is
+  *pinned*: that loop's block declares no reads, so inlining would drop the buffer it reads);
+* on the CPU every remaining compute block gets a parallel outer loop (its spatial loops fused)
+  and, when it has no reduction, a vectorised inner loop; a reduction block's output stays
+  in place (intermediates are internal allocations of the one PrimFunc, never arguments);
+  a recurrence loop is parallel over its rows already;
+* on CUDA every remaining compute block is one thread per output point (spatial loops fused,
+  split over ``blockIdx.x`` x ``threadIdx.x``; reduction loops run inside the thread); the
+  recurrence uses its thread-bound variant (`Stage.gpu_func`).  The functions are marked
+  scheduled, so dlight leaves them alone.
+
+A kernel with one contraction keeps the `cpu_schedule` / dlight path (`schedule_kernel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from codesign.codegen.cpu_schedule import Micro, schedule_stage, snap_tile
+from codesign.codegen.te_lower import LoweredCascade, Stage
+
+if TYPE_CHECKING:
+    from tvm.ir import IRModule
+    from tvm.tirx import PrimFunc
+
+# Threads per CUDA block of a compute block of a multi-stage kernel
+GPU_BLOCK_THREADS = 128
+# The attribute dlight reads to skip a function that is scheduled already
+SCHEDULED_ATTR = "tirx.is_scheduled"
+
+
+def schedule_kernel(
+    stage: Stage, tiles: Mapping[str, int], micro: Micro, constants: frozenset[str] = frozenset()
+) -> PrimFunc:
+    """The stage's PrimFunc scheduled for the CPU: `cpu_schedule.schedule_stage` for a kernel
+    around one contraction, `schedule_multi_stage_cpu` for the others."""
+    if stage.multi_stage:
+        return schedule_multi_stage_cpu(stage, micro)
+    return schedule_stage(stage, tiles, micro, constants)
+
+
+def schedule_multi_stage_cpu(stage: Stage, micro: Micro) -> PrimFunc:
+    """Inline element-wise blocks; each other compute block parallel over its fused spatial
+    loops, element-wise ones vectorised inside (see the module docstring)."""
+    import tvm  # noqa: PLC0415
+
+    sch = tvm.s_tir.Schedule(stage.func)
+    for block in _remaining_blocks(sch, stage):
+        loops = sch.get_loops(block)
+        iters = sch.get(block).iter_vars
+        if not loops or len(loops) != len(iters):
+            continue  # an opaque block (the recurrence loop): parallel by construction
+        spatial = _leading_spatial(iters)
+        if spatial == len(iters):
+            _parallel_vectorized(sch, loops, micro)
+        elif spatial:
+            sch.parallel(sch.fuse(*loops[:spatial]) if spatial > 1 else loops[0])
+    return sch.mod["main"].with_attr("global_symbol", stage.symbol)
+
+
+def schedule_multi_stage_gpu(stage: Stage) -> PrimFunc:
+    """Inline element-wise blocks; each other compute block one CUDA thread per output point;
+    the recurrence loop from `Stage.gpu_func` (threads bound already)."""
+    import tvm  # noqa: PLC0415
+
+    sch = tvm.s_tir.Schedule(stage.gpu_func if stage.gpu_func is not None else stage.func)
+    for block in _remaining_blocks(sch, stage):
+        loops = sch.get_loops(block)
+        iters = sch.get(block).iter_vars
+        if not loops or len(loops) != len(iters):
+            continue
+        spatial = _leading_spatial(iters)
+        if spatial == 0:  # a full reduction to one value: one thread
+            outer = sch.add_unit_loop(block)
+            sch.bind(outer, "blockIdx.x")
+            continue
+        fused = sch.fuse(*loops[:spatial]) if spatial > 1 else loops[0]
+        extent = int(sch.get(fused).extent)
+        threads = min(GPU_BLOCK_THREADS, extent)
+        bx, tx = sch.split(fused, [None, threads])
+        sch.bind(bx, "blockIdx.x")
+        sch.bind(tx, "threadIdx.x")
+    func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
+    return func.with_attr(SCHEDULED_ATTR, True)
+
+
+def preschedule_gpu(mod: IRModule, lowered: LoweredCascade) -> IRModule:
+    """`mod` with every multi-stage kernel scheduled for CUDA (`schedule_multi_stage_gpu`)
+    and marked scheduled, so that dlight's rules (which expect one main block) skip it."""
+    import tvm  # noqa: PLC0415
+
+    funcs = {gv.name_hint: mod[gv] for gv in mod.get_global_vars()}
+    for stage in lowered.stages:
+        if stage.multi_stage:
+            funcs[stage.symbol] = schedule_multi_stage_gpu(stage)
+    return tvm.IRModule(funcs)
+
+
+def _remaining_blocks(sch: Any, stage: Stage) -> list[Any]:
+    """Inline every element-wise block that is not pinned and not the output; returns the
+    root blocks left, in order (none for a kernel that is one recurrence loop: no root)."""
+    try:
+        root = sch.get_sblock("root")
+    except Exception:  # noqa: BLE001 - TVM's own error type: the function is one block
+        return []
+    blocks = list(sch.get_child_blocks(root))
+    pinned = set(stage.pinned)
+    for block in blocks[:-1]:
+        node = sch.get(block)
+        if node.name_hint in pinned or not node.iter_vars:
+            continue
+        if any(int(it.iter_type) != 0 for it in node.iter_vars):
+            continue
+        try:
+            sch.compute_inline(block)
+        except Exception:  # noqa: BLE001, S112 - TVM's own error types: keep the block
+            continue
+    return list(sch.get_child_blocks(root))
+
+
+def _leading_spatial(iters: Any) -> int:
+    """How many outer loops are spatial (TE puts reduction loops innermost)."""
+    count = 0
+    for it in iters:
+        if int(it.iter_type) != 0:
+            break
+        count += 1
+    return count
+
+
+def _parallel_vectorized(sch: Any, loops: Any, micro: Micro) -> None:
+    """Outer loops fused and parallel, the innermost split to a vector tile and vectorised."""
+    extent = int(sch.get(loops[-1]).extent)
+    tile = snap_tile(extent, 4 * micro.lanes)
+    inner = loops[-1]
+    outer = list(loops[:-1])
+    if 1 < tile < extent:
+        head, inner = sch.split(loops[-1], [None, tile])
+        outer.append(head)
+    if outer:
+        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    if tile > 1:
+        sch.vectorize(inner)
