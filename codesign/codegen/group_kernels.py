@@ -6,8 +6,9 @@ conv -> conv (`fuse{...}`, `flash-attention`) has several reduction blocks, and 
 (`codesign.codegen.te_recurrence`) is a hand-written loop inside one opaque block; both are
 scheduled here, block by block:
 
-* element-wise blocks are inlined into their consumers (a block the recurrence loop reads is
-  *pinned*: that loop's block declares no reads, so inlining would drop the buffer it reads);
+* element-wise blocks are inlined into element-wise consumers (not into a reduction, which
+  would recompute them at every reduced point; a block the recurrence loop reads is *pinned*:
+  that loop's block declares no reads, so inlining would drop the buffer it reads);
 * on the CPU every remaining compute block gets a parallel outer loop (its spatial loops fused)
   and, when it has no reduction, a vectorised inner loop; a reduction block's output stays
   in place (intermediates are internal allocations of the one PrimFunc, never arguments);
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from codesign.codegen.cpu_schedule import Micro, schedule_stage, snap_tile
-from codesign.codegen.te_lower import LoweredCascade, Stage
+from codesign.codegen.te_lower import PAD_SUFFIX, LoweredCascade, Stage
 
 if TYPE_CHECKING:
     from tvm.ir import IRModule
@@ -63,7 +64,7 @@ def schedule_multi_stage_cpu(stage: Stage, micro: Micro) -> PrimFunc:
         if spatial == len(iters):
             _parallel_vectorized(sch, loops, micro)
         elif spatial:
-            sch.parallel(sch.fuse(*loops[:spatial]) if spatial > 1 else loops[0])
+            _reduction_tiled(sch, block, loops, spatial, micro)
     return sch.mod["main"].with_attr("global_symbol", stage.symbol)
 
 
@@ -116,15 +117,21 @@ def _remaining_blocks(sch: Any, stage: Stage) -> list[Any]:
     pinned = set(stage.pinned)
     for block in blocks[:-1]:
         node = sch.get(block)
-        if node.name_hint in pinned or not node.iter_vars:
-            continue
-        if any(int(it.iter_type) != 0 for it in node.iter_vars):
-            continue
+        if node.name_hint in pinned or node.name_hint.endswith(PAD_SUFFIX) or not node.iter_vars:
+            continue  # a padded copy stays: inlined, the bounds test comes back
+        if not _element_wise(node) or not all(
+            _element_wise(sch.get(c)) for c in sch.get_consumers(block)
+        ):
+            continue  # a reduction consumer would recompute it at every reduced point
         try:
             sch.compute_inline(block)
         except Exception:  # noqa: BLE001, S112 - TVM's own error types: keep the block
             continue
     return list(sch.get_child_blocks(root))
+
+
+def _element_wise(node: Any) -> bool:
+    return bool(node.iter_vars) and all(int(it.iter_type) == 0 for it in node.iter_vars)
 
 
 def _leading_spatial(iters: Any) -> int:
@@ -135,6 +142,41 @@ def _leading_spatial(iters: Any) -> int:
             break
         count += 1
     return count
+
+
+def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micro) -> None:
+    """A register tile of ``row x vector`` outputs inside the reduction loops: the innermost
+    spatial loop split to a vector tile (vectorised), the longest other spatial loop to a row
+    tile (unrolled); the rest of the spatial loops outside, fused and parallel.  The
+    initialisation is split off so the update vectorises."""
+    extents = [int(sch.get(loop).extent) for loop in loops[:spatial]]
+    tiles = [1] * spatial
+    tiles[-1] = snap_tile(extents[-1], micro.vector_tile)
+    if spatial > 1:
+        row = max(range(spatial - 1), key=lambda k: (extents[k], k))
+        tiles[row] = snap_tile(extents[row], micro.row_tile)
+    outer, inner = [], []
+    for loop, extent, tile in zip(loops[:spatial], extents, tiles, strict=True):
+        if tile == 1:
+            outer.append(loop)
+        elif tile == extent:
+            inner.append(loop)
+        else:
+            head, tail = sch.split(loop, [None, tile])
+            outer.append(head)
+            inner.append(tail)
+    reduced = list(loops[spatial:])
+    sch.reorder(*outer, *reduced, *inner)
+    if outer:
+        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    if not inner:
+        return
+    vector = inner[-1] if tiles[-1] > 1 else None
+    if vector is not None:
+        sch.vectorize(vector)
+    for loop in inner[:-1] if vector is not None else inner:
+        sch.unroll(loop)
+    sch.decompose_reduction(block, reduced[0])
 
 
 def _parallel_vectorized(sch: Any, loops: Any, micro: Micro) -> None:
