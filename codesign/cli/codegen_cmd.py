@@ -21,7 +21,7 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from codesign.errors import InputError
 
 if TYPE_CHECKING:
     from codesign.codegen.groups import KernelPlan
+    from codesign.codegen.te_lower import Stage
     from codesign.hwmodels.gpu import Device
     from codesign.ir.cascade import Cascade
 
@@ -55,6 +56,9 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
     p.add_argument("--cuda-arch", default="sm_80", help="CUDA arch for --target cuda")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the exported sample inputs")
+    p.add_argument("--json", metavar="PATH",
+                   help="write the kernels and the kernels of each fused group as JSON "
+                   "('-' = stdout)")  # fmt: skip
     add_passes_arguments(p, error_flag=False)
     p.set_defaults(func=cmd_compile)
 
@@ -109,6 +113,31 @@ def _plan_lines(plan: KernelPlan) -> list[str]:
     return [head, *(f"  {note}" for note in plan.notes)]
 
 
+def _groups_json(cascade: Cascade, kernels: Sequence[Sequence[str]]) -> list[dict[str, object]]:
+    """Per fused group the cascade records: its Einsums and the kernels (Einsums of each
+    compiled kernel, `kernels`) that compute it."""
+    from codesign.codegen.groups import kernels_per_group
+
+    return [
+        {"name": g.group, "einsums": list(g.einsums), "kernels": len(g.kernels),
+         "kernel_einsums": [list(k) for k in g.kernels]}
+        for g in kernels_per_group(cascade, kernels)
+    ]  # fmt: skip
+
+
+def _compile_json(cascade: Cascade, plan: KernelPlan, stages: Sequence[Stage]) -> dict[str, object]:
+    """``kernels`` (each compiled kernel: symbol, Einsums, reductions, recurrences), ``groups``
+    (`_groups_json`) and where the kernels came from (``kernel_source``, ``notes``)."""
+    kernels = [
+        {"symbol": s.symbol, "einsums": list(s.einsums), "reductions": s.reductions,
+         "recurrences": list(s.recurrences)}
+        for s in stages
+    ]  # fmt: skip
+    groups = _groups_json(cascade, [s.einsums for s in stages])
+    return {"kernel_source": plan.source, "notes": list(plan.notes), "kernels": kernels,
+            "groups": groups}  # fmt: skip
+
+
 # -- compile --------------------------------------------------------------------------------------
 def cmd_compile(args: argparse.Namespace) -> int:
     from codesign.codegen.groups import kernel_plan
@@ -128,6 +157,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         groups=plan.groups,
     )  # fmt: skip
     out = compiled.export(args.out, seed=args.seed)
+    if args.json:
+        data = {"model": cascade.name, "target": args.target, "schedule": schedule}
+        text = json.dumps(data | _compile_json(cascade, plan, compiled.lowered.stages), indent=1)
+        if args.json == "-":
+            sys.stdout.write(text + "\n")
+            return 0
+        write_text(args.json, text + "\n")
     console = _console()
     for line in _plan_lines(plan):
         console.print(line, soft_wrap=True)
@@ -209,6 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )  # fmt: skip
     result = bench_model(cascade, device, options)
     data = result_dict(result) | {"target": args.target, "hw_source": how}
+    data["groups"] = _groups_json(cascade, [k.einsums for k in result.kernels])
     if args.json:
         text = json.dumps(data, indent=1)
         if args.json == "-":

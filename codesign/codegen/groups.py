@@ -58,6 +58,29 @@ def kernel_plan(cascade: Cascade) -> KernelPlan:
     return KernelPlan(tuple(groups), "ir", tuple(notes))
 
 
+@dataclass(frozen=True, slots=True)
+class GroupKernels:
+    """The kernels that compute one fused group the cascade records: `kernels` are the Einsum
+    tuples of those kernels (one when the group is one PrimFunc)."""
+
+    group: str
+    einsums: tuple[str, ...]
+    kernels: tuple[Group, ...]
+
+
+def kernels_per_group(
+    cascade: Cascade, kernels: Sequence[Sequence[str]]
+) -> tuple[GroupKernels, ...]:
+    """For every fused group `cascade` records, the kernels (Einsum tuples of the compiled
+    stages, `kernels`) that hold any of its members, in kernel order."""
+    out: list[GroupKernels] = []
+    for group in cascade.groups:
+        members = set(group.einsums)
+        held = tuple(tuple(k) for k in kernels if members & set(k))
+        out.append(GroupKernels(group.name, group.einsums, held))
+    return tuple(out)
+
+
 def _split_for_kernels(cascade: Cascade, group: FusedGroup) -> tuple[list[Group], list[str]]:
     """`group`'s members cut into consecutive runs that `check_groups` accepts (each run's
     members but the last are read only inside the run; a recurrence unit whole in one run),
