@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum, Role
-from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine
 from codesign.ir.recurrence import is_iterative
 
@@ -47,8 +46,14 @@ def kernel_plan(cascade: Cascade) -> KernelPlan:
         return KernelPlan(default_groups(cascade), "default")
     groups: list[Group] = []
     notes: list[str] = []
+    units = recurrence_members(cascade)
+    grouped = {name for g in cascade.groups for name in g.einsums}
+    order = {e.name: k for k, e in enumerate(cascade.einsums)}
     for group in cascade.groups:
-        kernels, reasons = _split_for_kernels(cascade, group)
+        # a recurrence's initialisations that no group records join the kernel of its step
+        joining = {m for n in group.einsums for m in units.get(n, ()) if m not in grouped}
+        members = tuple(sorted({*group.einsums, *joining}, key=order.__getitem__))
+        kernels, reasons = _split_for_kernels(cascade, members)
         groups += [k for k in kernels if len(k) > 1]
         if len(kernels) > 1:
             notes.append(
@@ -81,13 +86,12 @@ def kernels_per_group(
     return tuple(out)
 
 
-def _split_for_kernels(cascade: Cascade, group: FusedGroup) -> tuple[list[Group], list[str]]:
-    """`group`'s members cut into consecutive runs that `check_groups` accepts (each run's
+def _split_for_kernels(cascade: Cascade, members: tuple[str, ...]) -> tuple[list[Group], list[str]]:
+    """A group's `members` cut into consecutive runs that `check_groups` accepts (each run's
     members but the last are read only inside the run; a recurrence unit whole in one run),
     and the reason of every cut.  Reductions never cut: one PrimFunc holds any number."""
     reasons: dict[str, str] = {}
     cuts: set[int] = set()  # a cut at k: member k ends a kernel
-    members = group.einsums
     units = recurrence_members(cascade)
     position = {name: k for k, name in enumerate(members)}
 
