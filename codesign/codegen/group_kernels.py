@@ -153,7 +153,8 @@ def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micr
     tiles = [1] * spatial
     tiles[-1] = snap_tile(extents[-1], micro.vector_tile)
     if spatial > 1:
-        row = max(range(spatial - 1), key=lambda k: (extents[k], k))
+        shared = _shared_by_some_operand(sch, block, spatial)
+        row = max(range(spatial - 1), key=lambda k: (k in shared, extents[k], k))
         tiles[row] = snap_tile(extents[row], micro.row_tile)
     outer, inner = [], []
     for loop, extent, tile in zip(loops[:spatial], extents, tiles, strict=True):
@@ -177,6 +178,23 @@ def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micr
     for loop in inner[:-1] if vector is not None else inner:
         sch.unroll(loop)
     sch.decompose_reduction(block, reduced[0])
+
+
+def _shared_by_some_operand(sch: Any, block: Any, spatial: int) -> set[int]:
+    """Spatial loops (positions) that some operand does not depend on: a row tile over such a
+    loop reuses that operand's vector load for every row (as a matmul's A row serves every
+    column; a conv's input serves every output channel)."""
+    from tvm.tirx.analysis import undefined_vars  # noqa: PLC0415
+
+    node = sch.get(block)
+    written = {w.source.name for w in node.writes}
+    used = [
+        {v.name for r in read.region for v in undefined_vars(r.min)}
+        for read in node.reads
+        if read.source.name not in written
+    ]
+    names = [it.var.name for it in node.iter_vars[:spatial]]
+    return {k for k, name in enumerate(names) if any(name not in u for u in used)}
 
 
 def _parallel_vectorized(sch: Any, loops: Any, micro: Micro) -> None:
