@@ -173,3 +173,23 @@ def test_cuda_build_of_fused_groups_and_recurrences_holds_cuda_source(transforme
     for stage in multi:
         assert f"{stage.symbol}_kernel" in source, stage.symbol
     assert "__global__" in source and "blockIdx.x" in source
+
+
+def test_llm_one_pass_attention_with_four_steps_matches_the_interpreter():
+    """The LLM builder's attention (GQA heads merged by a ``32g+16r+e`` output index) in the
+    1-pass form over 4 key tiles, every layer's K/V cache output included."""
+    from codesign.frontends.llm import Workload, build_llm
+    from codesign.ir.cascade import Role
+    from tests.test_llm_builder import TINY
+
+    cascade = _fused(build_llm(TINY["llama"], Workload(1, 8)), "attention-1pass{tile=2}")
+    steps = [e for e in cascade.einsums if is_iterative(e)]
+    assert steps and all(dict(e.space)["m1"] == 4 for e in steps)
+    rng = np.random.default_rng(0)
+    inputs = sample_inputs(cascade, seed=1)
+    for t in cascade.tensors:
+        if t.role is Role.WEIGHT and t.data is None:
+            inputs[t.name] = (rng.standard_normal(t.shape) * 0.1).astype(t.dtype.numpy)
+    got = compile_cascade(cascade).run(inputs)
+    for name, ref in interpret(cascade, inputs).items():
+        np.testing.assert_allclose(got[name], ref, rtol=RTOL, atol=ATOL, err_msg=name)
