@@ -6,6 +6,7 @@ reference interpreter computes (rtol 1e-4).  Unsupported recurrence forms exit 2
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from codesign.codegen.groups import kernel_plan  # noqa: E402
 from codesign.codegen.tvm import compile_cascade, cuda_source  # noqa: E402
 from codesign.frontends import load_model  # noqa: E402
 from codesign.ir.cascade import Cascade  # noqa: E402
+from codesign.ir.groups import FusedGroup, GroupKind  # noqa: E402
 from codesign.ir.inputs import sample_inputs  # noqa: E402
 from codesign.ir.interpreter import interpret  # noqa: E402
 from codesign.ir.recurrence import is_iterative  # noqa: E402
@@ -110,6 +112,21 @@ def test_fused_recurrence_kernels_are_one_per_group(transformer):
     for kernel in units:  # a step's ungrouped initialisation joined its kernel
         assert any(n.endswith("_init") for n in kernel)
     assert not [n for n in plan.notes if "recurrence" in n]
+
+
+def test_a_whole_one_pass_attention_is_one_kernel_with_its_states_inside(transformer):
+    cascade = _fused(transformer, "attention-1pass{tile=1}")
+    members = tuple(e.name for e in cascade.einsums if e.name.startswith("attn_")) + ("context",)
+    record = FusedGroup("att", GroupKind.CHAIN, members)
+    grouped = replace(cascade, groups=(record,))
+    assert kernel_plan(grouped).groups == (members,)
+    compiled = compile_cascade(grouped)
+    (kernel,) = [s for s in compiled.lowered.stages if s.einsums == members]
+    assert set(kernel.recurrences) == {"attn_rm", "attn_rd", "attn_rnv"}
+    params = {p.name for p in compiled.scheduled[kernel.symbol].params}
+    assert not params & set(kernel.recurrences)  # running max/sum/numerator stay inside
+    assert {"attn_lm", "attn_prm"} <= set(kernel.pinned)  # read by the ordered loops
+    _assert_matches_interpreter(compiled, grouped)
 
 
 def test_exported_recurrence_library_runs_its_steps_in_order(tmp_path, capsys):
