@@ -10,9 +10,11 @@ scheduled here, block by block:
   would recompute them at every reduced point; a block the recurrence loop reads is *pinned*:
   that loop's block declares no reads, so inlining would drop the buffer it reads);
 * on the CPU every remaining compute block gets a parallel outer loop (its spatial loops fused)
-  and, when it has no reduction, a vectorised inner loop; a reduction block's output stays
-  in place (intermediates are internal allocations of the one PrimFunc, never arguments);
-  a recurrence loop is parallel over its rows already;
+  and a vectorised inner loop; a reduction gets a ``row x vector`` register tile inside its
+  reduction loops; the kernel's last block, when element-wise, is computed per tile of the
+  reduction it reads (``reverse_compute_at`` under that reduction's parallel loop); outputs
+  of inner members are internal allocations of the one PrimFunc, never arguments; a
+  recurrence loop is parallel over its rows already;
 * on CUDA every remaining compute block is one thread per output point (spatial loops fused,
   split over ``blockIdx.x`` x ``threadIdx.x``; reduction loops run inside the thread); the
   recurrence uses its thread-bound variant (`Stage.gpu_func`).  The functions are marked
@@ -55,17 +57,41 @@ def schedule_multi_stage_cpu(stage: Stage, micro: Micro) -> PrimFunc:
     import tvm  # noqa: PLC0415
 
     sch = tvm.s_tir.Schedule(stage.func)
-    for block in _remaining_blocks(sch, stage):
+    blocks = _remaining_blocks(sch, stage)
+    anchors: dict[str, Any] = {}  # reduction block name -> its parallel loop
+    for k, block in enumerate(blocks):
         loops = sch.get_loops(block)
         iters = sch.get(block).iter_vars
         if not loops or len(loops) != len(iters):
             continue  # an opaque block (the recurrence loop): parallel by construction
         spatial = _leading_spatial(iters)
         if spatial == len(iters):
+            if k == len(blocks) - 1 and _epilogue_at(sch, block, anchors):
+                continue
             _parallel_vectorized(sch, loops, micro)
         elif spatial:
-            _reduction_tiled(sch, block, loops, spatial, micro)
+            par = _reduction_tiled(sch, block, loops, spatial, micro)
+            if par is not None:
+                anchors[sch.get(block).name_hint] = par
     return sch.mod["main"].with_attr("global_symbol", stage.symbol)
+
+
+def _epilogue_at(sch: Any, block: Any, anchors: dict[str, Any]) -> bool:
+    """Compute the kernel's last, element-wise block per tile of the reduction it reads (under
+    that reduction's parallel loop, vectorised), while the tile is in cache; False when that
+    is not possible (then it gets its own loop nest)."""
+    producers = [sch.get(p).name_hint for p in sch.get_producers(block)]
+    anchor = next((anchors[n] for n in producers if n in anchors), None)
+    if anchor is None:
+        return False
+    try:
+        sch.reverse_compute_at(block, anchor)
+    except Exception:  # noqa: BLE001 - TVM's own error types: keep the separate nest
+        return False
+    loops = sch.get_loops(block)
+    if int(sch.get(loops[-1]).extent) > 1:
+        sch.vectorize(loops[-1])
+    return True
 
 
 def schedule_multi_stage_gpu(stage: Stage) -> PrimFunc:
@@ -144,11 +170,12 @@ def _leading_spatial(iters: Any) -> int:
     return count
 
 
-def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micro) -> None:
+def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micro) -> Any:
     """A register tile of ``row x vector`` outputs inside the reduction loops: the innermost
     spatial loop split to a vector tile (vectorised), the longest other spatial loop to a row
     tile (unrolled); the rest of the spatial loops outside, fused and parallel.  The
-    initialisation is split off so the update vectorises."""
+    initialisation is split off so the update vectorises.  Returns the parallel loop (None when
+    every spatial loop is inside the tile)."""
     extents = [int(sch.get(loop).extent) for loop in loops[:spatial]]
     tiles = [1] * spatial
     tiles[-1] = snap_tile(extents[-1], micro.vector_tile)
@@ -168,16 +195,19 @@ def _reduction_tiled(sch: Any, block: Any, loops: Any, spatial: int, micro: Micr
             inner.append(tail)
     reduced = list(loops[spatial:])
     sch.reorder(*outer, *reduced, *inner)
+    par = None
     if outer:
-        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+        par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+        sch.parallel(par)
     if not inner:
-        return
+        return par
     vector = inner[-1] if tiles[-1] > 1 else None
     if vector is not None:
         sch.vectorize(vector)
     for loop in inner[:-1] if vector is not None else inner:
         sch.unroll(loop)
     sch.decompose_reduction(block, reduced[0])
+    return par
 
 
 def _shared_by_some_operand(sch: Any, block: Any, spatial: int) -> set[int]:
