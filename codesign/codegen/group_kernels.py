@@ -18,21 +18,24 @@ scheduled here, block by block:
 * on CUDA every remaining compute block is one thread per output point (spatial loops fused,
   split over ``blockIdx.x`` x ``threadIdx.x``; reduction loops run inside the thread); the
   recurrence uses its thread-bound variant (`Stage.gpu_func`).  The functions are marked
-  scheduled, so dlight leaves them alone.
+  scheduled (``tirx.is_scheduled``).
 
-A kernel with one contraction keeps the `cpu_schedule` / dlight path (`schedule_kernel`).
+A kernel with one contraction keeps the schedule it is given (`cpu_schedule`, dlight,
+MetaSchedule): `with_multi_stage` wraps each function of `schedules.SCHEDULES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from codesign.codegen.cpu_schedule import Micro, schedule_stage, snap_tile
+from codesign.codegen.cpu_schedule import Micro, snap_tile
 from codesign.codegen.te_lower import PAD_SUFFIX, LoweredCascade, Stage
 
 if TYPE_CHECKING:
     from tvm.ir import IRModule
+    from tvm.target import Target
     from tvm.tirx import PrimFunc
 
 # Threads per CUDA block of a compute block of a multi-stage kernel
@@ -41,14 +44,39 @@ GPU_BLOCK_THREADS = 128
 SCHEDULED_ATTR = "tirx.is_scheduled"
 
 
-def schedule_kernel(
-    stage: Stage, tiles: Mapping[str, int], micro: Micro, constants: frozenset[str] = frozenset()
-) -> PrimFunc:
-    """The stage's PrimFunc scheduled for the CPU: `cpu_schedule.schedule_stage` for a kernel
-    around one contraction, `schedule_multi_stage_cpu` for the others."""
-    if stage.multi_stage:
-        return schedule_multi_stage_cpu(stage, micro)
-    return schedule_stage(stage, tiles, micro, constants)
+ScheduleFn = Callable[["IRModule", LoweredCascade, "Target", Any], "IRModule"]
+
+
+def with_multi_stage(schedule: ScheduleFn) -> ScheduleFn:
+    """`schedule` (a function of `codesign.codegen.schedules.SCHEDULES`) applied to the
+    kernels around one contraction, and the multi-stage kernels (`Stage.multi_stage`)
+    scheduled here: `schedule_multi_stage_cpu`, or `schedule_multi_stage_gpu` on GPU targets.
+    MetaSchedule thus never tunes a multi-stage kernel, and dlight never sees one."""
+
+    def apply(mod: IRModule, lowered: LoweredCascade, target: Target, options: Any) -> IRModule:
+        import tvm  # noqa: PLC0415
+
+        from codesign.codegen.cpu_schedule import micro_for  # noqa: PLC0415
+
+        multi = [s for s in lowered.stages if s.multi_stage]
+        if not multi:
+            return schedule(mod, lowered, target, options)
+        single = replace(lowered, stages=tuple(s for s in lowered.stages if not s.multi_stage))
+        funcs: dict[str, Any] = {}
+        if single.stages:
+            part = tvm.IRModule({s.symbol: mod[s.symbol] for s in single.stages})
+            done = schedule(part, single, target, options)
+            funcs.update({gv.name_hint: done[gv] for gv in done.get_global_vars()})
+        gpu = "gpu" in [str(k) for k in target.keys]
+        for stage in multi:
+            funcs[stage.symbol] = (
+                schedule_multi_stage_gpu(stage)
+                if gpu
+                else schedule_multi_stage_cpu(stage, micro_for(target))
+            )
+        return tvm.IRModule({s.symbol: funcs[s.symbol] for s in lowered.stages})
+
+    return apply
 
 
 def schedule_multi_stage_cpu(stage: Stage, micro: Micro) -> PrimFunc:
@@ -118,18 +146,6 @@ def schedule_multi_stage_gpu(stage: Stage) -> PrimFunc:
         sch.bind(tx, "threadIdx.x")
     func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
     return func.with_attr(SCHEDULED_ATTR, True)
-
-
-def preschedule_gpu(mod: IRModule, lowered: LoweredCascade) -> IRModule:
-    """`mod` with every multi-stage kernel scheduled for CUDA (`schedule_multi_stage_gpu`)
-    and marked scheduled, so that dlight's rules (which expect one main block) skip it."""
-    import tvm  # noqa: PLC0415
-
-    funcs = {gv.name_hint: mod[gv] for gv in mod.get_global_vars()}
-    for stage in lowered.stages:
-        if stage.multi_stage:
-            funcs[stage.symbol] = schedule_multi_stage_gpu(stage)
-    return tvm.IRModule(funcs)
 
 
 def _remaining_blocks(sch: Any, stage: Stage) -> list[Any]:

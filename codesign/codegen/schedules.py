@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.codegen.cpu_schedule import micro_for
-from codesign.codegen.group_kernels import preschedule_gpu, schedule_kernel
+from codesign.codegen.cpu_schedule import micro_for, schedule_stage
+from codesign.codegen.group_kernels import with_multi_stage
 from codesign.codegen.te_lower import LoweredCascade
 from codesign.errors import InputError
 
@@ -79,7 +79,7 @@ def default_schedule(
     micro = micro_for(target)
     return tvm.IRModule(
         {
-            stage.symbol: schedule_kernel(
+            stage.symbol: schedule_stage(
                 stage, tiles.get(stage.einsum, {}), micro, frozenset(lowered.weights)
             )
             for stage in lowered.stages
@@ -96,7 +96,6 @@ def dlight_schedule(
     from tvm.s_tir import dlight  # noqa: PLC0415
 
     if _is_gpu(target):
-        mod = preschedule_gpu(mod, lowered)  # multi-stage kernels: dlight expects one main block
         rules = [
             dlight.gpu.Matmul(),
             dlight.gpu.GEMV(),
@@ -135,10 +134,8 @@ def metaschedule(
         work_dir.mkdir(parents=True, exist_ok=True)
         database = ms.database.JSONDatabase(work_dir=str(work_dir))
         untuned = [
-            s.symbol
-            for s in lowered.stages
-            if not s.multi_stage and _record(database, mod[s.symbol], target) is None
-        ]  # multi-stage kernels (group_kernels) keep the default schedule
+            s.symbol for s in lowered.stages if _record(database, mod[s.symbol], target) is None
+        ]
         if untuned and options.trials > 0:
             database = ms.tune_tir(
                 tvm.IRModule({name: mod[name] for name in untuned}),
@@ -150,9 +147,7 @@ def metaschedule(
             )
         tuned = tvm.IRModule()
         for stage in lowered.stages:
-            sch = None
-            if not stage.multi_stage:
-                sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
+            sch = ms.tir_integration.compile_tir(database, mod[stage.symbol], target)
             func = default[stage.symbol] if sch is None else sch.mod["main"]
             tuned[stage.symbol] = func.with_attr("global_symbol", stage.symbol)
         if gpu:
@@ -211,8 +206,9 @@ def _choose(
     return choices
 
 
+# multi-stage kernels (several reductions, recurrences) are scheduled by `group_kernels`
 SCHEDULES: dict[str, ScheduleFn] = {
-    "default": default_schedule,
-    "dlight": dlight_schedule,
-    "metaschedule": metaschedule,
+    "default": with_multi_stage(default_schedule),
+    "dlight": with_multi_stage(dlight_schedule),
+    "metaschedule": with_multi_stage(metaschedule),
 }
