@@ -9,8 +9,9 @@ MODEL defaults to ``light_resnet50.onnx`` from the onnx package's light zoo
 --repeat in-process runs of ``load_onnx`` + ``cascade_stats`` (after imports), split into the
 two, with the Einsum count and MACs.
 
-``--startup`` times whole processes instead, best of --repeat: ``codesign --help`` against a
-bare ``python -c pass`` (target: at most 5x), and the 64x64x64 GEMM on a 32x32 weight-stationary
+``--startup`` times whole processes instead, the median of --repeat interleaved runs each
+(default 10; the load average is printed, for a shared machine): ``codesign --help`` against
+a bare ``python -c pass`` (target: at most 5x), and the 64x64x64 GEMM on a 32x32 weight-stationary
 array as SCALE-Sim files (``codesign map topo.csv --hw scalesim.cfg --model cycle``) against
 SCALE-Sim 3.0.0 running the same files in its own process (``--scalesim-python``: a peer venv
 with scalesim and numpy<2.3; never a codesign dependency).  Figures are printed, never asserted.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,51 +39,68 @@ def _zoo() -> Path:
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
-def _process_s(argv: list[str], repeat: int, cwd: Path = ROOT) -> float:
-    """Best wall time of `repeat` runs of a whole process (start-up, imports and exit)."""
-    # bytecode caching as users have it (this machine's shells may turn it off); one warm-up run
+def _env() -> dict[str, str]:
+    # bytecode caching as users have it (this machine's shells may turn it off)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(ROOT)
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
+    return env
+
+
+def _interleaved_ms(commands: dict[str, tuple[list[str], Path]], repeat: int) -> dict[str, float]:
+    """Median wall time (ms) of whole processes (start-up, imports and exit), the commands run
+    round-robin `repeat` times after one warm-up round, so that load on a shared machine falls
+    on all of them alike."""
+    env = _env()
+    for argv, cwd in commands.values():
         subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-        best = min(best, time.perf_counter() - start)
-    return best
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(max(1, repeat)):
+        for name, (argv, cwd) in commands.items():
+            start = time.perf_counter()
+            subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def startup(repeat: int, scalesim_python: str | None) -> None:
     """`codesign --help` vs bare Python; a 64^3 SCALE-Sim case vs SCALE-Sim, whole processes."""
-    bare = _process_s([sys.executable, "-c", "pass"], repeat)
-    help_s = _process_s([sys.executable, "-m", "codesign.cli.main", "--help"], repeat)
-    ratio = help_s / bare
-    verdict = "within" if ratio <= HELP_TARGET_RATIO else "OVER"
-    print(f"codesign --help {help_s * 1e3:.0f} ms, python -c pass {bare * 1e3:.0f} ms: "
-          f"{ratio:.1f}x ({verdict} the {HELP_TARGET_RATIO:.0f}x target)")  # fmt: skip
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import scalesim_reference as reference
 
     case = next(c for c in reference.CASES if c.case_id == "ws32x32_gemm64")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"median of {repeat} interleaved runs each")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "scalesim.cfg").write_text(reference.CFG_TEMPLATE.format(
             run_name=case.case_id, rows=case.rows, cols=case.cols, dataflow=case.dataflow))
         (work / "topology.csv").write_text(case.topology_text())
         (work / "layout.csv").write_text(reference.CONV_HEADER)  # fmt: skip
-        ours = _process_s([sys.executable, "-m", "codesign.cli.main", "map",
-                           str(work / "topology.csv"), "--hw", str(work / "scalesim.cfg"),
-                           "--model", "cycle", "-q", "--json", os.devnull], repeat)  # fmt: skip
-        line = f"SCALE-Sim case {case.case_id} (whole process): codesign {ours * 1e3:.0f} ms"
+        commands = {
+            "bare": ([sys.executable, "-c", "pass"], ROOT),
+            "help": ([sys.executable, "-m", "codesign.cli.main", "--help"], ROOT),
+            "ours": ([sys.executable, "-m", "codesign.cli.main", "map",
+                      str(work / "topology.csv"), "--hw", str(work / "scalesim.cfg"),
+                      "--model", "cycle", "-q", "--json", os.devnull], ROOT),
+        }  # fmt: skip
         if scalesim_python:
             worker = str(ROOT / "benchmarks/scalesim_reference.py")
-            theirs = _process_s([scalesim_python, worker, "--peer-worker", str(work), "--gemm"],
-                                repeat, cwd=work)  # fmt: skip
-            verdict = "faster" if ours < theirs else "SLOWER"
-            line += f", SCALE-Sim {theirs * 1e3:.0f} ms: codesign {theirs / ours:.1f}x {verdict}"
-        else:
-            line += " (give --scalesim-python to time SCALE-Sim beside it)"
-        print(line)
+            commands["theirs"] = ([scalesim_python, worker, "--peer-worker", str(work), "--gemm"],
+                                  work)  # fmt: skip
+        ms = _interleaved_ms(commands, repeat)
+    ratio = ms["help"] / ms["bare"]
+    verdict = "within" if ratio <= HELP_TARGET_RATIO else "OVER"
+    print(f"codesign --help {ms['help']:.0f} ms, python -c pass {ms['bare']:.0f} ms: "
+          f"{ratio:.1f}x ({verdict} the {HELP_TARGET_RATIO:.0f}x target)")  # fmt: skip
+    line = f"SCALE-Sim case {case.case_id} (whole process): codesign {ms['ours']:.0f} ms"
+    if "theirs" in ms:
+        speedup = ms["theirs"] / ms["ours"]
+        verdict = "faster" if speedup > 1 else "SLOWER"
+        line += (f", SCALE-Sim {ms['theirs']:.0f} ms: SCALE-Sim/codesign = {speedup:.2f}"
+                 f" (codesign {verdict})")  # fmt: skip
+    else:
+        line += " (give --scalesim-python to time SCALE-Sim beside it)"
+    print(line)
 
 
 def bench(path: Path, repeat: int) -> float:
@@ -111,15 +130,16 @@ def bench(path: Path, repeat: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path)
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions per model (best)")
+    parser.add_argument("--repeat", type=int, help="repetitions (default: 3 per model, best;"
+                        " 10 interleaved runs for --startup, median)")
     parser.add_argument("--startup", action="store_true", help="time whole processes")
     parser.add_argument("--scalesim-python", help="python of a peer venv with scalesim")
     args = parser.parse_args()
     if args.startup:
-        startup(args.repeat, args.scalesim_python)
+        startup(args.repeat or 10, args.scalesim_python)
         return 0
     for path in args.models or [_zoo() / "light_resnet50.onnx"]:
-        bench(path, args.repeat)
+        bench(path, args.repeat or 3)
     return 0
 
 
