@@ -29,7 +29,8 @@ from codesign.hwmodels.registry import (
 )
 from codesign.ir.cascade import Cascade
 from codesign.mapper.mapping import Mapping
-from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
+from codesign.mapper.memo import Mapper
+from codesign.mapper.search_types import Constraints, Objective, SearchOptions
 from codesign.sim.cascade import CascadeResult, map_cascade
 from codesign.sim.cost import CostModel
 from codesign.sim.family_models import ANALYTICAL, CostOptions

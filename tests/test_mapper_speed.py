@@ -105,9 +105,14 @@ def test_map_jobs_flag_gives_the_results_of_one_job_and_refuses_zero(capsys):
     assert "--jobs must be at least 1" in capsys.readouterr().err
 
 
-def test_a_cycle_model_cfg_map_does_not_load_the_vectorised_analytical_model() -> None:
-    # start-up (issue 12): the cycle model fixes the schedule, so the NumPy-heavy analytical
-    # batch model (codesign.sim.analytical) loads only when a mapping is searched or priced
+# What a cycle-model SCALE-Sim run must not import (issue 12: the whole process must beat
+# SCALE-Sim's, and NumPy alone costs 70-110 ms of start-up): the cycle model is closed-form
+# integer arithmetic and nothing is searched.
+_NOT_ON_THE_CFG_PATH = ("numpy", "codesign.sim.analytical", "codesign.mapper.search",
+                        "codesign.mapper.mapspace", "onnx", "networkx")  # fmt: skip
+
+
+def _map_in_a_fresh_process(model: str) -> str:
     import subprocess
     import sys
     from pathlib import Path
@@ -118,20 +123,31 @@ def test_a_cycle_model_cfg_map_does_not_load_the_vectorised_analytical_model() -
         "import sys\n"
         "from codesign.cli.main import main\n"
         f"assert main(['map', {str(data / 'gemm.csv')!r}, '--hw', "
-        f"{str(data / 'ws_32x32.cfg')!r}, '--model', 'cycle', '-q', '--json', '-']) == 0\n"
-        "print('LOADED', [m for m in ('codesign.sim.analytical',) if m in sys.modules],"
+        f"{str(data / 'ws_32x32.cfg')!r}, '--model', {model!r}, '-q', '--json', '-']) == 0\n"
+        f"print('LOADED', sorted(m for m in {_NOT_ON_THE_CFG_PATH!r} if m in sys.modules),"
         " file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env={"PYTHONPATH": str(root), "PATH": ""}, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "LOADED []" in done.stderr
-    # the analytical model still prices a searched mapping in the same process
-    analytical = subprocess.run(
-        [sys.executable, "-c", code.replace("'cycle'", "'analytical'").replace(
-            "[m for m in ('codesign.sim.analytical',) if m in sys.modules]",
-            "'codesign.sim.analytical' in sys.modules")],
-        cwd=root, capture_output=True, text=True,
-        env={"PYTHONPATH": str(root), "PATH": ""}, check=False)  # fmt: skip
-    assert analytical.returncode == 0, analytical.stderr
-    assert "LOADED True" in analytical.stderr
+    return done.stderr
+
+
+def test_a_cycle_model_cfg_map_imports_neither_numpy_nor_the_search() -> None:
+    assert "LOADED []" in _map_in_a_fresh_process("cycle")
+
+
+def test_an_analytical_cfg_map_in_the_same_setup_does_load_numpy_and_the_search() -> None:
+    # the check above can fail: the same process, asked to search, loads what it must not
+    loaded = _map_in_a_fresh_process("analytical")
+    for module in ("numpy", "codesign.sim.analytical", "codesign.mapper.search"):
+        assert f"'{module}'" in loaded, loaded
+
+
+def test_the_mapper_search_keeps_its_public_import_path() -> None:
+    from codesign.mapper import memo, search_types
+    from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions, search
+
+    assert Mapper is memo.Mapper and Constraints is search_types.Constraints
+    assert SearchOptions is search_types.SearchOptions and Objective is search_types.Objective
+    assert callable(search)

@@ -6,9 +6,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -18,6 +17,9 @@ from codesign.frontends import load_model
 from codesign.ir.cascade import Cascade, Role
 from codesign.ir.printer import print_cascade
 from codesign.ir.stats import cascade_stats
+
+if TYPE_CHECKING:
+    import numpy as np  # `run` computes with it; `map` of a SCALE-Sim .cfg never loads it
 
 
 def _dims(pairs: list[str]) -> dict[str, int]:
@@ -137,6 +139,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from codesign.cli.passes_opt import apply_passes, parse_passes, passes_json, passes_text
     from codesign.ir.inputs import interpreter_bytes, sample_inputs
     from codesign.ir.interpreter import interpret
@@ -204,6 +208,8 @@ def _random_weights(
     cascade: Cascade, given: dict[str, np.ndarray], seed: int
 ) -> dict[str, np.ndarray]:
     """Seeded values for weights that have no data and are not in `given`."""
+    import numpy as np
+
     from codesign.ir.inputs import random_integers
 
     missing = [t.name for t in cascade.weights if t.data is None and t.name not in given]
@@ -220,6 +226,8 @@ def _random_weights(
 
 def _with_weight_data(cascade: Cascade, values: dict[str, np.ndarray]) -> Cascade:
     """`cascade` with the weights named in `values` holding those arrays as data."""
+    import numpy as np
+
     tensors = tuple(
         dataclasses.replace(t, data=np.asarray(values[t.name], t.value_dtype))
         if t.role is Role.WEIGHT and t.name in values
@@ -233,6 +241,8 @@ def _compare_onnxruntime(
     path: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], console: Console
 ) -> dict[str, float]:
     """max |error| / max |ref| of every output against onnxruntime (empty without it)."""
+    import numpy as np
+
     try:
         import onnxruntime as ort
     except ImportError:

@@ -26,7 +26,8 @@ from codesign.errors import InputError
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.registry import Command
 from codesign.mapper.mapping import Mapping, load_mapping
-from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
+from codesign.mapper.memo import Mapper
+from codesign.mapper.search_types import Constraints, Objective, SearchOptions
 from codesign.sim.cascade import CascadeResult
 from codesign.sim.family_models import SPATIAL_MODELS
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from numbers import Integral
 from pathlib import Path
-
-import numpy as np
 
 from codesign.errors import InputError, read_utf8
 from codesign.ir.cascade import Cascade
@@ -27,7 +26,7 @@ def _checked_dims(dims: object) -> dict[str, int]:
     for name, size in dims.items():
         if not isinstance(name, str):
             raise InputError(f"dims: name {name!r} is not a string")
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
             raise InputError(f"dims[{name!r}] = {size!r}: expected a positive integer")
         out[name] = int(size)
     return out

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from numbers import Integral
 from pathlib import Path
-
-import numpy as np
 
 from codesign.errors import InputError, read_utf8
 from codesign.ir.builder import CascadeBuilder, sanitize, var_access
@@ -28,7 +27,7 @@ from codesign.ir.index import Affine
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
 

@@ -4,14 +4,13 @@ cycle-level model in `codesign.sim.systolic` simulates and SCALE-Sim ``.cfg`` fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from numbers import Integral
 
 from codesign.hwmodels.arch import Dataflow
 
 
 def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codesign.ir.cascade import Cascade, Einsum, Role, TensorSpec
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Unary, UnaryOp
 from codesign.ir.index import Affine, FloorDiv, IndexExpr, Mod, QuasiAffine
 from codesign.ir.verify import RESERVED
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _BAD = re.compile(r"[^A-Za-z0-9_]")
 # Default rank names and iteration variables by position from the last dimension.
@@ -76,6 +78,8 @@ class CascadeBuilder:
         shape = tuple(int(n) for n in shape)
         ranks = tuple(ranks) if ranks is not None else tuple(f"D{k}" for k in range(len(shape)))
         if data is not None:
+            import numpy as np  # only constant data needs it (not a SCALE-Sim topology)
+
             data = np.asarray(data, dtype=dtype.numpy).reshape(shape)
         self._tensors[name] = TensorSpec(name, ranks, shape, dtype, role, data)
         return name
@@ -143,6 +147,8 @@ class CascadeBuilder:
         role: Role = Role.INTERMEDIATE,
     ) -> str:
         """Elementwise op over broadcast inputs: ``Y[d...] = fn(A[...], B[...], ...)``."""
+        import numpy as np
+
         out_shape = tuple(np.broadcast_shapes(*(self.shape(t) for t in inputs)))
         dtype = dtype or self.spec(inputs[0]).dtype
         out = out_name or self.tensor(hint, out_shape, dtype, role)
@@ -213,6 +219,8 @@ class CascadeBuilder:
         eb = sb if len(sb) > 1 else sb + (1,)
         if ea[-1] != eb[-2]:
             raise ValueError(f"matmul {a}{sa} x {b}{sb}: inner dims differ")
+        import numpy as np
+
         batch = tuple(np.broadcast_shapes(ea[:-2], eb[:-2]))
         full = batch + (ea[-2], eb[-1])
         vs = iter_vars(len(full))

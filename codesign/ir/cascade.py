@@ -24,14 +24,13 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from codesign.ir.dtypes import DType
 from codesign.ir.expr import Access, Expr, ReduceOp, accesses
 from codesign.ir.groups import FusedGroup
 
 if TYPE_CHECKING:
     import networkx as nx
+    import numpy as np  # loaded where tensor data is computed, not to build a cascade
 from codesign.ir.index import Affine, Gathered, IndexExpr
 from codesign.ir.traits import EinsumClass, classify, mac_operands
 
@@ -188,6 +187,8 @@ class TensorSpec:
     def value_dtype(self) -> np.dtype:
         """The NumPy type the interpreter holds values in: float32 for quantized tensors (their
         values are dequantized reals), else the dtype's holder."""
+        import numpy as np
+
         return np.dtype(np.float32) if self.quant is not None else self.dtype.numpy
 
 

@@ -9,8 +9,11 @@ type holding exactly representable values (simulated quantisation).
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    # NumPy loads where values are computed (the interpreter, passes), not to name a type
+    import numpy as np
 
 
 class DType(Enum):
@@ -57,11 +60,15 @@ class DType(Enum):
     @property
     def numpy(self) -> np.dtype:
         """The NumPy type the reference interpreter holds this type in."""
+        import numpy as np
+
         return np.dtype(_NUMPY[self])
 
     @staticmethod
     def from_numpy(dtype: np.dtype | type) -> DType:
         """The DType of a NumPy dtype; raises ValueError for unsupported ones."""
+        import numpy as np
+
         dt = np.dtype(dtype)
         for key, value in _FROM_NUMPY.items():
             if dt == np.dtype(key):
@@ -76,6 +83,8 @@ class DType(Enum):
         are only converted to their holder: integer and minifloat rounding is the quantization
         passes' business (they choose scales and saturation).
         """
+        import numpy as np
+
         if self is DType.BF16:
             return _round_bf16(np.asarray(values, dtype=np.float32))
         return np.asarray(values).astype(self.numpy, copy=False)
@@ -83,6 +92,8 @@ class DType(Enum):
 
 def _round_bf16(x: np.ndarray) -> np.ndarray:
     """float32 -> nearest bfloat16 (ties to even), held in float32; NaN stays NaN."""
+    import numpy as np
+
     bits = x.view(np.uint32).astype(np.uint64)
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
     out = rounded.astype(np.uint32).view(np.float32)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
-
 from codesign.ir.cascade import Cascade, Einsum, Role, SparseFormat, TensorSpec
 from codesign.ir.expr import Access, walk
 from codesign.ir.groups import group_errors
@@ -128,6 +126,8 @@ def _check_sparsity(t: TensorSpec) -> None:
             )
     if t.data is None:
         return
+    import numpy as np  # only tensors that carry data need it
+
     nonzero = np.asarray(t.data) != 0
     measured = float(nonzero.mean()) if nonzero.size else 1.0
     if sp.format is not SparseFormat.DENSE and abs(measured - sp.density) > 1e-6:

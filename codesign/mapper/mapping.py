@@ -16,12 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
 from codesign.mapper.problem import Problem
+
+if TYPE_CHECKING:
+    # NumPy loads where mappings are packed into arrays (a search or the analytical model)
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,8 @@ def check_mapping(mapping: Mapping, problem: Problem, arch: Arch, where: str = "
 
 def to_arrays(mappings: list[Mapping], problem: Problem, arch: Arch) -> MappingArrays:
     """Pack valid mappings of ``problem`` on ``arch`` into dense arrays (see MappingArrays)."""
+    import numpy as np
+
     dim_index = {dim: i for i, dim in enumerate(problem.dim_names)}
     n_b, n_l, n_d, n_t = len(mappings), len(arch.levels), len(problem.dims), len(problem.tensors)
     temporal = np.ones((n_b, n_l, n_d), dtype=np.int64)

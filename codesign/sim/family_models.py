@@ -31,8 +31,9 @@ from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.stats import einsum_stats
 from codesign.mapper.from_ir import problem_from_einsum
 from codesign.mapper.mapping import Mapping, check_mapping
+from codesign.mapper.memo import Mapper
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import Constraints, Mapper, SearchOptions
+from codesign.mapper.search_types import Constraints, SearchOptions
 from codesign.sim.cost import COMPUTE_BOUND, Cost, CostModel, EinsumKind, EinsumResult, LevelCost
 from codesign.sim.mapping_search import analytical_mapper
 from codesign.sim.vector import VIEW_BOUND, vector_cost

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from codesign.hwmodels.arch import Arch
 from codesign.mapper.mapping import MappingArrays
+from codesign.mapper.memo import Mapper
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import BatchScores, Constraints, Mapper, SearchOptions, SearchResult
-from codesign.mapper.search import search as _search
+from codesign.mapper.search_types import BatchScores, Constraints, SearchOptions, SearchResult
 from codesign.sim.cost import Cost
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ def search(
     options: SearchOptions | None = None,
 ) -> SearchResult:
     """`codesign.mapper.search.search` with the analytical model."""
+    from codesign.mapper.search import search as _search  # NumPy: where a search runs
+
     return _search(problem, arch, constraints, options, evaluator=ANALYTICAL_BATCH)
 
 

@@ -48,13 +48,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from codesign.frontends.scalesim import ConvShape, GemmShape
 from codesign.hwmodels.arch import Dataflow
 from codesign.hwmodels.systolic_array import SystolicArray, check_positive_int
+
+if TYPE_CHECKING:
+    # the closed form (`simulate_gemm`, what a SCALE-Sim run prices) is plain integer
+    # arithmetic; NumPy loads only for the per-cycle schedule and the vectorised sweep
+    import numpy as np
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ def fold_busy_pes(
             f"used_rows×used_cols {used_rows}×{used_cols} exceeds the {array.rows}×{array.cols}"
             " array"
         )
+    import numpy as np
+
     r, c = array.rows, array.cols
     if array.dataflow is Dataflow.OS:
         first_mac = 0  # MAC k of PE (i, j) at k + i + j
@@ -196,6 +202,8 @@ def gemm_compute_cycles(
 
     Meant for design-space sweeps over many layers; same closed form, int64 cycles.
     """
+    import numpy as np
+
     ms, ns, ks = (np.asarray(x, dtype=np.int64) for x in (m, n, k))
     for name, values in (("m", ms), ("n", ns), ("k", ks)):
         if values.size and int(values.min()) <= 0:
