@@ -97,6 +97,8 @@ class _Constants:
     coef: np.ndarray  # (T, J, D) int64 projection coefficients
     coef_matrix: np.ndarray  # (D, T * J) float64: coef for one matrix product per footprint
     relevant: np.ndarray  # (T, D) bool: dim d indexes tensor t
+    relevant_dims: tuple[np.ndarray, ...]  # per tensor, the indices of the dims indexing it
+    level_start: np.ndarray  # (1, L, 1) position in the flattened nest of each level's first loop
     irrelevant: np.ndarray  # (T, D) float64: 1.0 where d does not index t
     is_output: np.ndarray  # (T,) bool
     bounds: np.ndarray  # (D,) the problem's loop bounds
@@ -110,8 +112,7 @@ class _Constants:
     e_update: np.ndarray  # (1, L, 1)
     leak: np.ndarray  # (1, L) pJ per cycle
     block: np.ndarray  # (1, L, 1) float64 words per access
-    seq_level: np.ndarray  # (L * D,) the level of each position of the flattened nest
-    positions: np.ndarray  # (L * D,) 0, 1, ...
+    dim_index: np.ndarray  # (D,) 0, 1, ...
     mac_energy_pj: float  # of all the problem's MACs
 
 
@@ -126,6 +127,8 @@ def _constants(problem: Problem, arch: Arch) -> _Constants:
         coef=coef,
         coef_matrix=coef.reshape(-1, coef.shape[2]).T.astype(np.float64),
         relevant=relevant,
+        relevant_dims=tuple(np.flatnonzero(row) for row in relevant),
+        level_start=(np.arange(len(levels)) * len(problem.dim_names))[None, :, None],
         irrelevant=(~relevant).astype(np.float64),
         is_output=np.array([t.is_output for t in problem.tensors]),
         bounds=np.array(problem.bounds),
@@ -139,8 +142,7 @@ def _constants(problem: Problem, arch: Arch) -> _Constants:
         e_update=np.array([lv.update_energy_pj for lv in levels])[None, :, None],
         leak=np.array([lv.leak_energy_pj_per_cycle for lv in levels])[None, :],
         block=np.array([lv.block_words for lv in levels], dtype=np.float64)[None, :, None],
-        seq_level=np.repeat(np.arange(len(levels)), len(problem.dim_names)),
-        positions=np.arange(len(levels) * len(problem.dim_names)),
+        dim_index=np.arange(len(problem.dim_names)),
         mac_energy_pj=problem.macs * problem.ops_per_point * arch.compute.mac_energy_pj,
     )
     for entry in dataclasses.fields(out):
@@ -158,7 +160,7 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     keep = arrays.keep
     n_b, n_l, n_d = temporal.shape
     n_t = len(problem.tensors)
-    coef, relevant, is_output = k.coef, k.relevant, k.is_output
+    coef, is_output = k.coef, k.is_output
 
     # Extents of each dim over the loops at level l and below; index L is the compute.
     per_level = temporal * spatial
@@ -184,38 +186,40 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
 
     # The temporal nest above each level, as a flat sequence (outer to inner).
     seq_dim = arrays.order.reshape(n_b, n_l * n_d)
-    seq_level = k.seq_level
     seq_bound = np.take_along_axis(temporal, arrays.order, axis=2).reshape(n_b, n_l * n_d)
+    seq_ext = np.take_along_axis(ext[:, :n_l], arrays.order, axis=2).reshape(n_b, n_l * n_d)
     cum = np.cumprod(seq_bound, axis=1)
-    pos = k.positions
-    real = seq_bound > 1
-    last_any = np.maximum.accumulate(np.where(real, pos, -1), axis=1)  # (B, P)
-    rel_seq = relevant[:, seq_dim].transpose(1, 0, 2) & real[:, None, :]  # (B, T, P)
-    last_rel = np.maximum.accumulate(np.where(rel_seq, pos, -1), axis=2)
+    # Last position (-1: none) of a real loop (bound > 1), and of a real loop indexing each
+    # tensor, in the nest down to the end of each level: the position of every dim's loop (the
+    # inverse of the order), its max per level over the dims in question, then a running max
+    # over the levels -- (B, L, D) work instead of scanning the (B, T, L*D) nest.
+    dim_pos = np.empty_like(arrays.order)
+    np.put_along_axis(dim_pos, arrays.order, k.dim_index, axis=2)
+    dim_pos = np.where(temporal > 1, dim_pos + k.level_start, -1)  # (B, L, D)
+    last_any = np.maximum.accumulate(dim_pos.max(axis=2), axis=1)  # (B, L)
+    per_tensor = [dim_pos[:, :, dims].max(axis=2, initial=-1) for dims in k.relevant_dims]
+    last_rel = np.maximum.accumulate(np.stack(per_tensor, axis=2), axis=1)  # (B, L, T)
 
-    rows = np.arange(n_b)[:, None]
+    # Fills of every level below the outermost at once (axis 1: levels 1 .. L-1): the loops
+    # above a level are the nest down to the end of the level above it.
+    rows = np.arange(n_b)[:, None, None]
+    pstar = last_rel[:, :-1]  # (B, L-1, T): innermost relevant real loop above the level
+    has = pstar >= 0
+    p_safe = np.where(has, pstar, 0)
+    count = np.where(has, cum[rows, p_safe], 1.0)
+    below = tile[:, 1:]
+    residency = np.concatenate([tile[:, :1], count * below], axis=1)  # (B, L, T) N * T
+    slides = has & (last_any[:, :-1, None] == pstar)
+    d_star = seq_dim[rows, p_safe]
+    b_star = seq_bound[rows, p_safe]
+    step = seq_ext[rows, p_safe] / b_star
+    shift = coef[np.arange(n_t)[None, None, :], :, d_star] * step[..., None]  # (B, L-1, T, J)
+    overlap = np.prod(np.maximum(ranges[:, 1:] - shift, 0), axis=-1)
+    slid = count / b_star * (below + (b_star - 1) * (below - overlap))
+    read_only_fills = np.where(slides, slid, residency[:, 1:])
+    output_fills = np.maximum(residency[:, 1:] - distinct[:, 1:], 0)
     fills = np.zeros((n_b, n_l, n_t))
-    residency = np.zeros((n_b, n_l, n_t))  # N * T
-    residency[:, 0] = tile[:, 0]
-    for level in range(1, n_l):
-        end = level * n_d - 1
-        pstar = last_rel[:, :, end]  # (B, T)
-        has = pstar >= 0
-        p_safe = np.where(has, pstar, 0)
-        count = np.where(has, cum[rows, p_safe], 1.0)
-        residency[:, level] = count * tile[:, level]
-        slides = has & (last_any[:, end][:, None] == pstar)
-        d_star = seq_dim[rows, p_safe]
-        l_star = seq_level[p_safe]
-        b_star = seq_bound[rows, p_safe]
-        step = ext[rows, l_star, d_star] / temporal[rows, l_star, d_star]
-        shift = coef[np.arange(n_t)[None, :], :, d_star] * step[..., None]  # (B, T, J)
-        overlap = np.prod(np.maximum(ranges[:, level] - shift, 0), axis=-1)
-        t_l = tile[:, level]
-        slid = count / b_star * (t_l + (b_star - 1) * (t_l - overlap))
-        read_only_fills = np.where(slides, slid, residency[:, level])
-        output_fills = np.maximum(residency[:, level] - distinct[:, level], 0)
-        fills[:, level] = np.where(is_output[None, :], output_fills, read_only_fills)
+    fills[:, 1:] = np.where(is_output[None, None, :], output_fills, read_only_fills)
 
     # Home of each tensor: its outermost keeping level. A home below DRAM (a fused group's
     # on-chip intermediate) holds the whole tensor for the Einsum: it is never filled from
