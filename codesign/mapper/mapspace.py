@@ -19,6 +19,7 @@ from codesign.hwmodels.arch import Arch
 from codesign.mapper.mapping import MappingArrays, default_keep
 from codesign.mapper.problem import Problem
 from codesign.mapper.search_types import BatchScores, Constraints
+from codesign.mapper.short_axes import fold
 
 
 def _primes(n: int) -> list[int]:
@@ -191,18 +192,18 @@ def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchScores) -> np.
     """Rows that are valid and meet every constraint the generator does not guarantee."""
     problem, arch, c = space.problem, space.arch, space.constraints
     ok = batch.valid.copy()
-    ok &= np.all(arrays.temporal <= space.caps[None], axis=(1, 2))
+    ok &= fold(np.logical_and, arrays.temporal <= space.caps[None], (1, 2))
     # Exact coverage: padding must be less than one iteration of each dim's outermost loop.
     stacked = np.stack([arrays.temporal, arrays.spatial_x, arrays.spatial_y], axis=2)
     flat = stacked.reshape(arrays.batch, -1, stacked.shape[-1])  # (B, 3L, D) in nest order
-    total = np.prod(flat, axis=1)
+    total = fold(np.multiply, flat, 1)
     first = np.argmax(flat > 1, axis=1)
     outer = np.take_along_axis(flat, first[:, None, :], axis=1)[:, 0]
     bounds = np.array(problem.bounds)[None, :]
     covers = (total >= bounds) & ((total // outer) * (outer - 1) < bounds)
-    ok &= np.all(covers | (total == bounds), axis=1)
-    ok &= np.all(arrays.keep >= space.must_keep[None], axis=(1, 2))
-    ok &= np.all(arrays.keep <= (space.may_keep | space.must_keep)[None], axis=(1, 2))
+    ok &= fold(np.logical_and, covers | (total == bounds), 1)
+    ok &= fold(np.logical_and, arrays.keep >= space.must_keep[None], (1, 2))
+    ok &= fold(np.logical_and, arrays.keep <= (space.may_keep | space.must_keep)[None], (1, 2))
     for level, order in space.fixed_orders.items():
         ok &= np.all(arrays.order[:, level] == np.array(order)[None], axis=1)
     if c.min_utilization > 0:

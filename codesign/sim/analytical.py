@@ -36,6 +36,7 @@ import numpy as np
 from codesign.hwmodels.arch import Arch
 from codesign.mapper.mapping import Mapping, MappingArrays, mapping_errors, to_arrays
 from codesign.mapper.problem import Problem
+from codesign.mapper.short_axes import fold, running
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 
 
@@ -85,7 +86,7 @@ def _footprint(k: _Constants, extents: np.ndarray) -> tuple[np.ndarray, np.ndarr
     n_t, n_j, n_d = k.coef.shape
     flat = (extents - 1).reshape(-1, n_d) @ k.coef_matrix
     ranges = 1 + flat.reshape(*extents.shape[:-1], n_t, n_j)
-    return ranges, _fold(np.multiply, ranges, -1)
+    return ranges, fold(np.multiply, ranges, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +165,22 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
 
     # Extents of each dim over the loops at level l and below; index L is the compute.
     per_level = temporal * spatial
-    ext = _running(np.multiply, per_level, reverse=True)  # (B, L, D)
+    ext = running(np.multiply, per_level, reverse=True)  # (B, L, D)
     ranges, tile = _footprint(k, ext)  # (B, L, T, J), (B, L, T)
 
     # Utilized instances above each level, and the multicast/reduction spatial products.
-    spat_all = _fold(np.multiply, spatial, 2)  # (B, L)
+    spat_all = fold(np.multiply, spatial, 2)  # (B, L)
     instances = np.ones((n_b, n_l + 1))
-    instances[:, 1:] = _running(np.multiply, spat_all)
+    instances[:, 1:] = running(np.multiply, spat_all)
     irr = np.exp(np.einsum("bld,td->blt", np.log(spatial), k.irrelevant))
     irr_cum = np.ones((n_b, n_l + 1, n_t))
-    irr_cum[:, 1:] = _running(np.multiply, irr)
-    padded_points = _fold(np.multiply, _fold(np.multiply, per_level, 2), 1)
+    irr_cum[:, 1:] = running(np.multiply, irr)
+    padded_points = fold(np.multiply, fold(np.multiply, per_level, 2), 1)
     macs_under = padded_points[:, None] / instances  # (B, L + 1)
 
     # Distinct outputs per instance: whole temporal range, spatial range of this level and below.
-    spat_rev = _running(np.multiply, spatial, reverse=True)
-    distinct_ext = _fold(np.multiply, temporal, 1)[:, None, :] * spat_rev
+    spat_rev = running(np.multiply, spatial, reverse=True)
+    distinct_ext = fold(np.multiply, temporal, 1)[:, None, :] * spat_rev
     _, distinct = _footprint(k, distinct_ext)  # (B, L, T)
 
     # The temporal nest above each level, as a flat sequence (outer to inner).
@@ -194,9 +195,9 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     dim_pos = np.empty_like(arrays.order)
     np.put_along_axis(dim_pos, arrays.order, k.dim_index, axis=2)
     dim_pos = np.where(temporal > 1, dim_pos + k.level_start, -1)  # (B, L, D)
-    last_any = _running(np.maximum, _fold(np.maximum, dim_pos, 2))  # (B, L)
-    per_tensor = [_fold(np.maximum, dim_pos[:, :, dims], 2, empty=-1) for dims in k.relevant_dims]
-    last_rel = _running(np.maximum, np.stack(per_tensor, axis=2))  # (B, L, T)
+    last_any = running(np.maximum, fold(np.maximum, dim_pos, 2))  # (B, L)
+    per_tensor = [fold(np.maximum, dim_pos[:, :, dims], 2, empty=-1) for dims in k.relevant_dims]
+    last_rel = running(np.maximum, np.stack(per_tensor, axis=2))  # (B, L, T)
 
     # Fills of every level below the outermost at once (axis 1: levels 1 .. L-1): the loops
     # above a level are the nest down to the end of the level above it.
@@ -212,7 +213,7 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     b_star = seq_bound[rows, p_safe]
     step = seq_ext[rows, p_safe] / b_star
     shift = coef[np.arange(n_t)[None, None, :], :, d_star] * step[..., None]  # (B, L-1, T, J)
-    overlap = _fold(np.multiply, np.maximum(ranges[:, 1:] - shift, 0), -1)
+    overlap = fold(np.multiply, np.maximum(ranges[:, 1:] - shift, 0), -1)
     slid = count / b_star * (below + (b_star - 1) * (below - overlap))
     read_only_fills = np.where(slides, slid, residency[:, 1:])
     output_fills = np.maximum(residency[:, 1:] - distinct[:, 1:], 0)
@@ -223,7 +224,7 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     # on-chip intermediate) holds the whole tensor for the Einsum: it is never filled from
     # above nor drained upward, and its capacity holds every element its instance touches.
     home = np.argmax(keep, axis=1)  # (B, T)
-    homed = _fold(np.logical_or, keep, 1)
+    homed = fold(np.logical_or, keep, 1)
     at_home = (np.arange(n_l)[None, :, None] == home[:, None, :]) & homed[:, None, :]
     on_chip_home = at_home & (np.arange(n_l)[None, :, None] > 0)
     fills = np.where(at_home, 0.0, fills)
@@ -256,28 +257,28 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
     del l_idx
 
     # Capacity and spatial legality.
-    used = _fold(np.add, np.where(keep, tile, 0), 2)  # whole numbers: exact in any order
+    used = fold(np.add, np.where(keep, tile, 0), 2)  # whole numbers: exact in any order
     over_capacity = used > k.size_words[None, :]
-    spatial_ok = _fold(
+    spatial_ok = fold(
         np.logical_and,
-        (_fold(np.multiply, arrays.spatial_x, 2) <= k.fanout_x)
-        & (_fold(np.multiply, arrays.spatial_y, 2) <= k.fanout_y),
+        (fold(np.multiply, arrays.spatial_x, 2) <= k.fanout_x)
+        & (fold(np.multiply, arrays.spatial_y, 2) <= k.fanout_y),
         1,
     )
-    covers = _fold(np.logical_and, _fold(np.multiply, per_level, 1) >= k.bounds[None, :], 1)
+    covers = fold(np.logical_and, fold(np.multiply, per_level, 1) >= k.bounds[None, :], 1)
     valid = (
-        ~_fold(np.logical_or, over_capacity, 1)
+        ~fold(np.logical_or, over_capacity, 1)
         & spatial_ok
         & covers
-        & _fold(np.logical_and, homed, 1)
+        & fold(np.logical_and, homed, 1)
     )
 
     # Cycles.
-    compute_cycles = _fold(np.multiply, _fold(np.multiply, temporal, 2), 1)
+    compute_cycles = fold(np.multiply, fold(np.multiply, temporal, 2), 1)
     level_cycles = np.maximum(
         reads.sum(axis=2) / k.read_bw[None, :], (fills + updates).sum(axis=2) / k.write_bw[None, :]
     )
-    cycles = np.maximum(compute_cycles, _fold(np.maximum, level_cycles, 1))
+    cycles = np.maximum(compute_cycles, fold(np.maximum, level_cycles, 1))
 
     # Energy.
     block = k.block
@@ -310,37 +311,6 @@ def evaluate_batch(problem: Problem, arrays: MappingArrays, arch: Arch) -> Batch
         tile=np.where(keep, tile, 0),
         instances=instances,
     )
-
-
-def _fold(op: np.ufunc, x: np.ndarray, axis: int, empty: float | None = None) -> np.ndarray:
-    """``op.reduce(x, axis)`` over a short axis (levels, dims, tensors: a handful), as a chain
-    of elementwise ops: on these batch shapes NumPy's reduction over a short axis costs up to
-    ~20x the chain. Used for products of whole numbers (loop bounds, extents, footprints),
-    max, and logical and/or, which come out the same in any order; float sums of energies keep
-    NumPy's own reduction order. ``empty``: the value of a reduction over no element."""
-    axis %= x.ndim
-    index: list[slice | int] = [slice(None)] * x.ndim
-    if x.shape[axis] == 0:
-        assert empty is not None
-        return np.full(x.shape[:axis] + x.shape[axis + 1 :], empty)
-    index[axis] = 0
-    out = x[tuple(index)]
-    for i in range(1, x.shape[axis]):
-        index[axis] = i
-        out = op(out, x[tuple(index)])
-    return out if x.shape[axis] > 1 else out.copy()  # never a view into `x`
-
-
-def _running(op: np.ufunc, x: np.ndarray, reverse: bool = False) -> np.ndarray:
-    """``op.accumulate(x, axis=1)`` (from the last level up with ``reverse``) as a chain of
-    elementwise ops over the short axis 1, in the order NumPy's accumulate uses."""
-    out = np.empty_like(x)
-    steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
-    previous = None
-    for i in steps:
-        out[:, i] = x[:, i] if previous is None else op(out[:, previous], x[:, i])
-        previous = i
-    return out
 
 
 def _blocks(words: np.ndarray, block: np.ndarray) -> np.ndarray:
