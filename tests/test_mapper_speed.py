@@ -151,3 +151,34 @@ def test_the_mapper_search_keeps_its_public_import_path() -> None:
     assert Mapper is memo.Mapper and Constraints is search_types.Constraints
     assert SearchOptions is search_types.SearchOptions and Objective is search_types.Objective
     assert callable(search)
+
+
+def test_short_axis_folds_and_scans_equal_numpys_reductions_bit_for_bit() -> None:
+    # the analytical model and the mapspace check replace NumPy's reduce/accumulate over the
+    # short level/dim/tensor axes with these chains; their results must not move by one bit
+    import numpy as np
+
+    from codesign.mapper.short_axes import fold, running
+
+    rng = np.random.default_rng(7)
+    whole = rng.integers(1, 5, size=(33, 4, 7, 3)).astype(np.float64)  # products < 2**53
+    ints = rng.integers(-5, 9, size=(33, 4, 7))
+    flags = rng.random((33, 4, 3)) < 0.5
+    for axis in (1, 2, -1, (1, 2)):
+        assert np.array_equal(fold(np.multiply, whole, axis), np.prod(whole, axis=axis))
+        assert np.array_equal(fold(np.maximum, whole, axis), np.max(whole, axis=axis))
+    assert np.array_equal(fold(np.maximum, ints, 2), ints.max(axis=2))
+    assert np.array_equal(fold(np.logical_or, flags, 1), flags.any(axis=1))
+    assert np.array_equal(fold(np.logical_and, flags, (1, 2)), flags.all(axis=(1, 2)))
+    assert np.array_equal(fold(np.maximum, ints[:, :, :0], 2, empty=-1), np.full((33, 4), -1))
+    assert np.array_equal(running(np.multiply, whole), np.cumprod(whole, axis=1))
+    assert np.array_equal(running(np.maximum, ints), np.maximum.accumulate(ints, axis=1))
+    reverse = np.cumprod(whole[:, ::-1], axis=1)[:, ::-1]
+    assert np.array_equal(running(np.multiply, whole, reverse=True), reverse)
+    # a fold over one element is a copy, never a view the caller could write through
+    one = whole[:, :1]
+    folded = fold(np.multiply, one, 1)
+    folded[...] = 0
+    assert one.min() >= 1
+    with pytest.raises(ValueError):
+        fold(np.maximum, ints[:, :, :0], 2)

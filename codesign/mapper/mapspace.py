@@ -282,7 +282,7 @@ def _pad_outermost(space: _Space, factors: np.ndarray, padded: np.ndarray) -> No
         return
     pos = first[rows, dims]
     outer = nest[rows, pos, dims]
-    inner = np.prod(nest[rows, :, dims], axis=1) // outer
+    inner = fold(np.multiply, nest[rows, :, dims], 1) // outer
     bounds = np.asarray(space.problem.bounds)[dims]
     level, kind = pos // 3, pos % 3
     factors[rows, kind, level, dims] = np.maximum(1, -(-bounds // inner))
@@ -306,6 +306,10 @@ def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArr
     factors = np.ones((n, 3, n_l, n_d), dtype=np.int64)
     room = np.tile(space.slot_room, (n, 1))
     n_s = len(space.slots)
+    # one element per row is updated at a time: flat indices into flat views are ~6x cheaper
+    # than NumPy's multi-axis fancy indexing on these shapes
+    flat_factors, flat_room = factors.reshape(-1), room.reshape(-1)
+    factor_row, room_row = rows * (3 * n_l * n_d), rows * n_s
     for d in range(n_d):
         for p in range(primes.shape[2]):
             prime = primes[:, d, p]
@@ -314,12 +318,13 @@ def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArr
             slot = rng.integers(n_s, size=n)
             kind, level = space.slot_kind[slot], space.slot_level[slot]
             spatial = kind > 0
-            fits = room[rows, slot] >= prime
+            at_room = room_row + slot
+            fits = flat_room[at_room] >= prime
             redirect = spatial & ~fits
             level = np.where(redirect, rng.integers(n_l, size=n), level)
             kind = np.where(redirect, 0, kind)
-            room[rows, slot] //= np.where(spatial & fits, prime, 1)
-            factors[rows, kind, level, d] *= prime
+            flat_room[at_room] //= np.where(spatial & fits, prime, 1)
+            flat_factors[factor_row + (kind * n_l + level) * n_d + d] *= prime
     _pad_outermost(space, factors, variant > 0)
     order = _random_orders(space, factors, rng)
     return _from_factors(space, factors, order, _random_keep(space, n, rng))

@@ -4,9 +4,10 @@ tiling slots: a handful each), as chains of elementwise ops.
 On the (B, L, D)-shaped arrays of a batch of ~1000 mappings, NumPy's ``ufunc.reduce`` and
 ``accumulate`` over a 3-12 long axis cost up to ~20x a chain of that many elementwise ops (the
 per-row set-up of the reduction dominates).  `fold` combines in index order (0, 1, 2, ...) and
-`running` in NumPy's accumulate order, which gives the same result as NumPy for whole-number
-products, max/min and logical and/or; float *sums* should keep NumPy's own reduction (its
-pairwise order can differ in the last bit).
+`running` in NumPy's accumulate order, which gives the same result as NumPy for max/min,
+logical and/or and products of whole numbers that stay below 2**53 (loop bounds, extents,
+footprints); float *sums*, and products that round, keep NumPy's own reduction (its order can
+differ in the last bit).
 """
 
 from __future__ import annotations
