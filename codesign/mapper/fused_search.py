@@ -47,8 +47,9 @@ from codesign.ir.groups import FusedGroup
 from codesign.ir.index import Affine
 from codesign.mapper.from_ir import problem_from_einsum
 from codesign.mapper.mapping import default_keep
+from codesign.mapper.memo import Mapper
 from codesign.mapper.problem import Problem
-from codesign.mapper.search import Constraints, Mapper, SearchOptions, SearchResult
+from codesign.mapper.search_types import Constraints, SearchOptions, SearchResult
 
 MAX_TILINGS = 4096  # outer tilings scored per on-chip level before ranking (divisor products)
 

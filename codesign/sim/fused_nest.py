@@ -40,7 +40,8 @@ from codesign.mapper.fused_search import (
     shared_axes,
 )
 from codesign.mapper.mapping import Mapping
-from codesign.mapper.search import Constraints, Mapper, Objective, SearchOptions
+from codesign.mapper.memo import Mapper
+from codesign.mapper.search_types import Constraints, Objective, SearchOptions
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 from codesign.sim.vector import array_words, vector_cost
 

@@ -21,7 +21,7 @@ from codesign.frontends.training import ConvLayer, training_cascade
 from codesign.hwmodels.nm_array import NMArray
 from codesign.ir.cascade import Cascade, SparseFormat, Sparsity
 from codesign.mapper.from_ir import problem_from_einsum
-from codesign.mapper.search import SearchOptions
+from codesign.mapper.search_types import SearchOptions
 from codesign.sim.cascade import map_cascade
 from codesign.sim.cost import EinsumKind
 from codesign.sim.family_models import CostOptions, spatial_model
