@@ -33,7 +33,7 @@ def _primes(n: int) -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Space:
+class MapSpace:
     """Resolved constraints as index arrays; built once per search."""
 
     problem: Problem
@@ -55,8 +55,8 @@ class _Space:
 
 
 _PAD_MULTIPLES = (2, 4, 8, 16)
-_ELITE = 32  # best distinct mappings kept as parents of the local search
-_RANDOM_SHARE = 0.5  # of the evaluation budget sampled at random before local search
+ELITE = 32  # best distinct mappings kept as parents of the local search
+RANDOM_SHARE = 0.5  # of the evaluation budget sampled at random before local search
 
 
 def _fanout(arch: Arch, level: int, kind: int) -> int:
@@ -78,7 +78,7 @@ def _variant_primes(bounds: tuple[int, ...], multiples: tuple[int, ...]) -> np.n
     return out
 
 
-def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
+def resolve_space(problem: Problem, arch: Arch, c: Constraints) -> MapSpace:
     levels = {lv.name: i for i, lv in enumerate(arch.levels)}
     dims = {d: i for i, d in enumerate(problem.dim_names)}
     tensors = {t.name: i for i, t in enumerate(problem.tensors)}
@@ -168,7 +168,7 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     fanouts = {f for hw in arch.levels for f in (hw.fanout_x, hw.fanout_y) if f > 1}
     variant_primes = _variant_primes(problem.bounds, tuple(sorted(set(_PAD_MULTIPLES) | fanouts)))
     prime_set = np.unique(variant_primes)
-    return _Space(
+    return MapSpace(
         problem,
         arch,
         tuple(slots),
@@ -188,7 +188,7 @@ def _resolve(problem: Problem, arch: Arch, c: Constraints) -> _Space:
     )
 
 
-def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchScores) -> np.ndarray:
+def acceptable(space: MapSpace, arrays: MappingArrays, batch: BatchScores) -> np.ndarray:
     """Rows that are valid and meet every constraint the generator does not guarantee."""
     problem, arch, c = space.problem, space.arch, space.constraints
     ok = batch.valid.copy()
@@ -223,18 +223,18 @@ def _acceptable(space: _Space, arrays: MappingArrays, batch: BatchScores) -> np.
 _FIELDS = ("temporal", "spatial_x", "spatial_y", "order", "keep")
 
 
-def _rows(arrays: MappingArrays, index: np.ndarray | slice) -> MappingArrays:
+def take_rows(arrays: MappingArrays, index: np.ndarray | slice) -> MappingArrays:
     return MappingArrays(*(getattr(arrays, f)[index] for f in _FIELDS))
 
 
-def _concat(first: MappingArrays, second: MappingArrays) -> MappingArrays:
+def concat_batches(first: MappingArrays, second: MappingArrays) -> MappingArrays:
     return MappingArrays(
         *(np.concatenate([getattr(first, f), getattr(second, f)]) for f in _FIELDS)
     )
 
 
 def _from_factors(
-    space: _Space, factors: np.ndarray, order: np.ndarray, keep: np.ndarray
+    space: MapSpace, factors: np.ndarray, order: np.ndarray, keep: np.ndarray
 ) -> MappingArrays:
     """factors (B, 3, L, D): temporal, spatial_x, spatial_y loop bounds."""
     return MappingArrays(
@@ -246,7 +246,7 @@ def _from_factors(
     )
 
 
-def _random_orders(space: _Space, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _random_orders(space: MapSpace, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random loop orders (B, L, D); under a dataflow hint, the innermost loop of the deepest
     level that has temporal loops is one that does not index the stationary tensor, if any."""
     n, _, n_l, n_d = factors.shape
@@ -265,13 +265,13 @@ def _random_orders(space: _Space, factors: np.ndarray, rng: np.random.Generator)
     return order
 
 
-def _random_keep(space: _Space, n: int, rng: np.random.Generator) -> np.ndarray:
+def _random_keep(space: MapSpace, n: int, rng: np.random.Generator) -> np.ndarray:
     free = space.may_keep & ~space.must_keep
     coin = rng.random((n, *space.may_keep.shape)) < 0.75
     return space.must_keep[None] | (free[None] & coin)
 
 
-def _pad_outermost(space: _Space, factors: np.ndarray, padded: np.ndarray) -> None:
+def _pad_outermost(space: MapSpace, factors: np.ndarray, padded: np.ndarray) -> None:
     """Where a dim was padded, shrink its outermost loop to ceil(bound / inner): the padding is
     then less than one iteration of that loop (the imperfect-factor rule)."""
     n, _, n_l, n_d = factors.shape
@@ -288,7 +288,7 @@ def _pad_outermost(space: _Space, factors: np.ndarray, padded: np.ndarray) -> No
     factors[rows, kind, level, dims] = np.maximum(1, -(-bounds // inner))
 
 
-def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArrays:
+def random_batch(space: MapSpace, n: int, rng: np.random.Generator) -> MappingArrays:
     """Random tilings: each prime factor of each (maybe padded) bound goes to a random slot;
     a prime that does not fit the fan-out left in a spatial slot goes to a random temporal one.
 
@@ -330,7 +330,7 @@ def _random_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArr
     return _from_factors(space, factors, order, _random_keep(space, n, rng))
 
 
-def _outermost_batch(space: _Space, n: int, rng: np.random.Generator) -> MappingArrays:
+def outermost_batch(space: MapSpace, n: int, rng: np.random.Generator) -> MappingArrays:
     """The least demanding tilings: every factor as far out as the caps allow (the backing
     store first), no spatial unrolling, only the tensors each level must keep -- the tiles
     are the smallest there are, so a mapping exists whenever one fits at all.  Random loop
@@ -349,7 +349,7 @@ def _outermost_batch(space: _Space, n: int, rng: np.random.Generator) -> Mapping
     return _from_factors(space, factors, order, keep)
 
 
-def _canonical_orders(space: _Space) -> list[tuple[int, ...]]:
+def _canonical_orders(space: MapSpace) -> list[tuple[int, ...]]:
     n_d = len(space.problem.dims)
     orders = {tuple(range(n_d))}
     for tensor in space.problem.tensors:
@@ -359,7 +359,7 @@ def _canonical_orders(space: _Space) -> list[tuple[int, ...]]:
     return sorted(orders)
 
 
-def _exhaustive(space: _Space, limit: int) -> MappingArrays | None:
+def exhaustive_batch(space: MapSpace, limit: int) -> MappingArrays | None:
     """Every tiling (perfect factors) x canonical order per level, or None if above ``limit``."""
     slots, n_l = space.slots, len(space.arch.levels)
     per_dim: list[np.ndarray] = []
@@ -401,7 +401,9 @@ def _random_true(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     return pick, np.asarray(mask.any(axis=1))
 
 
-def _mutate(space: _Space, best: MappingArrays, n: int, rng: np.random.Generator) -> MappingArrays:
+def mutate_batch(
+    space: MapSpace, best: MappingArrays, n: int, rng: np.random.Generator
+) -> MappingArrays:
     """Local moves around ``best`` rows, one per row and never a no-op where a move exists:
     move a prime factor of some loop to another slot (60%), swap two loops of a level that has
     at least two (30%), toggle a bypass (10%)."""

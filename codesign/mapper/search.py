@@ -23,16 +23,16 @@ from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch
 from codesign.mapper.mapping import MappingArrays, from_arrays
 from codesign.mapper.mapspace import (
-    _ELITE,
-    _RANDOM_SHARE,
-    _acceptable,
-    _concat,
-    _exhaustive,
-    _mutate,
-    _outermost_batch,
-    _random_batch,
-    _resolve,
-    _rows,
+    ELITE,
+    RANDOM_SHARE,
+    acceptable,
+    concat_batches,
+    exhaustive_batch,
+    mutate_batch,
+    outermost_batch,
+    random_batch,
+    resolve_space,
+    take_rows,
 )
 from codesign.mapper.memo import Mapper, SearchStats
 from codesign.mapper.problem import Problem
@@ -76,7 +76,7 @@ def search(
     """
     constraints = constraints or Constraints()
     options = options or SearchOptions()
-    space = _resolve(problem, arch, constraints)
+    space = resolve_space(problem, arch, constraints)
     rng = np.random.default_rng(options.seed)
     start = time.perf_counter()
     best_rows: MappingArrays | None = None
@@ -86,19 +86,19 @@ def search(
     def consider(arrays: MappingArrays) -> None:
         nonlocal best_rows, best_scores, evaluations, valid_count
         batch = evaluator.evaluate_batch(problem, arrays, arch)
-        ok = _acceptable(space, arrays, batch)
+        ok = acceptable(space, arrays, batch)
         evaluations += arrays.batch
         valid_count += int(ok.sum())
         scores = np.where(ok, _score(batch, options.objective), np.inf)
         if best_rows is not None:
-            arrays = _concat(best_rows, arrays)
+            arrays = concat_batches(best_rows, arrays)
             scores = np.concatenate([best_scores, scores])
         # Elite: the best distinct scores (equal scores are almost always the same mapping, and
         # duplicates would starve the local search of diversity).
         _, first = np.unique(scores, return_index=True)  # sorted by score, first of each
-        top = first[np.isfinite(scores[first])][:_ELITE]
+        top = first[np.isfinite(scores[first])][:ELITE]
         if top.size:
-            best_rows = _rows(arrays, top)
+            best_rows = take_rows(arrays, top)
             best_scores = scores[top]
 
     def out_of_budget() -> bool:
@@ -108,11 +108,11 @@ def search(
             time.perf_counter() - start > options.time_budget_s
         )
 
-    exhaustive = _exhaustive(space, min(options.exhaustive_limit, options.max_evaluations))
+    exhaustive = exhaustive_batch(space, min(options.exhaustive_limit, options.max_evaluations))
     seeded = False  # the outermost tilings, tried once if random sampling found nothing
     if exhaustive is not None:
         for lo in range(0, exhaustive.batch, options.batch_size):
-            consider(_rows(exhaustive, slice(lo, lo + options.batch_size)))
+            consider(take_rows(exhaustive, slice(lo, lo + options.batch_size)))
     else:
         patience = options.patience_evaluations or options.max_evaluations
         local = False  # random sampling first, then local moves around the elite
@@ -121,14 +121,14 @@ def search(
         while not out_of_budget():
             n = min(options.batch_size, options.max_evaluations - evaluations)
             if best_rows is None and not seeded and (
-                evaluations >= _RANDOM_SHARE * options.max_evaluations
+                evaluations >= RANDOM_SHARE * options.max_evaluations
             ):
                 seeded = True
-                consider(_outermost_batch(space, min(n, _ELITE), rng))
+                consider(outermost_batch(space, min(n, ELITE), rng))
                 continue
             stalled = evaluations - max(improved_at, phase_start) >= patience
             if not local and best_rows is not None and (
-                evaluations >= _RANDOM_SHARE * options.max_evaluations or stalled
+                evaluations >= RANDOM_SHARE * options.max_evaluations or stalled
             ):
                 local, phase_start = True, evaluations
                 stalled = False
@@ -136,13 +136,13 @@ def search(
                 break
             if local:
                 assert best_rows is not None
-                consider(_mutate(space, best_rows, n, rng))
+                consider(mutate_batch(space, best_rows, n, rng))
             else:
-                consider(_random_batch(space, n, rng))
+                consider(random_batch(space, n, rng))
             if best_scores.size and best_scores[0] < best_score:
                 best_score, improved_at = float(best_scores[0]), evaluations
     if best_rows is None and exhaustive is None and not seeded:
-        consider(_outermost_batch(space, min(options.batch_size, _ELITE), rng))
+        consider(outermost_batch(space, min(options.batch_size, ELITE), rng))
     if best_rows is None:
         raise InputError(
             f"no valid mapping of {problem.name} on {arch.name} after {evaluations} evaluations "
