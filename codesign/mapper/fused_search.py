@@ -283,6 +283,41 @@ def sub_problem(problem: Problem, member: str, axes: tuple[SharedAxis, ...],
     return replace(problem, dims=dims)
 
 
+@dataclass(frozen=True, slots=True)
+class MemberJob:
+    """A contraction member's search for one block: its sub-problem, and the user's
+    constraints with the group's intermediates bypassing every level above the on-chip one."""
+
+    einsum: str
+    problem: Problem
+    constraints: Constraints
+
+
+def member_jobs(
+    cascade: Cascade,
+    group: FusedGroup,
+    axes: tuple[SharedAxis, ...],
+    tiling: OuterTiling,
+    arch: Arch,
+    constraints: Constraints,
+) -> tuple[MemberJob, ...]:
+    """The searches `search_member_nests` runs for ``tiling``, in member order (what
+    `codesign.sim.fused_nest.prefetch_nests` hands to the mapper's workers up front)."""
+    above = [lv.name for lv in arch.levels[: tiling.level]]
+    jobs: list[MemberJob] = []
+    for name in group.einsums:
+        einsum: Einsum = cascade.einsum(name)
+        problem = problem_from_einsum(einsum, cascade)
+        if problem is None:
+            continue
+        block = sub_problem(problem, name, axes, tiling)
+        chip = [t.name for t in block.tensors if _base(t.name) in group.on_chip]
+        bypass = tuple((lv, t) for t in chip for lv in above)
+        mine = replace(constraints, bypass=constraints.bypass + bypass)
+        jobs.append(MemberJob(name, block, mine))
+    return tuple(jobs)
+
+
 def search_member_nests(
     cascade: Cascade,
     group: FusedGroup,
@@ -298,19 +333,11 @@ def search_member_nests(
     (a member's search failed, or the intermediates plus a member's own tiles overflow the
     level)."""
     level = arch.levels[tiling.level]
-    above = [lv.name for lv in arch.levels[: tiling.level]]
     nests: list[MemberNest] = []
-    for name in group.einsums:
-        einsum: Einsum = cascade.einsum(name)
-        problem = problem_from_einsum(einsum, cascade)
-        if problem is None:
-            continue
-        block = sub_problem(problem, name, axes, tiling)
-        chip = [t.name for t in block.tensors if _base(t.name) in group.on_chip]
-        bypass = tuple((lv, t) for t in chip for lv in above)
+    for job in member_jobs(cascade, group, axes, tiling, arch, constraints):
+        name, block = job.einsum, job.problem
         try:
-            found = mapper.map(block, arch, replace(constraints,
-                               bypass=constraints.bypass + bypass), options)  # fmt: skip
+            found = mapper.map(block, arch, job.constraints, options)
         except InputError as error:
             return (), f"{name}: {error}"
         used = found.cost.levels[tiling.level]
@@ -328,6 +355,6 @@ def search_member_nests(
 
 
 __all__ = [
-    "MemberNest", "OuterTiling", "SharedAxis", "holding_levels", "outer_tilings",
-    "search_member_nests", "shared_axes", "sub_problem",
+    "MemberJob", "MemberNest", "OuterTiling", "SharedAxis", "holding_levels", "member_jobs",
+    "outer_tilings", "search_member_nests", "shared_axes", "sub_problem",
 ]  # fmt: skip

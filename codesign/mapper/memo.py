@@ -8,6 +8,7 @@ nothing to a command that never searches.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from codesign.hwmodels.arch import Arch
@@ -42,6 +43,15 @@ class SearchStats:
             self.wall_s - earlier.wall_s,
         )
 
+    def plus(self, other: SearchStats) -> SearchStats:
+        return SearchStats(
+            self.searches + other.searches,
+            self.cache_hits + other.cache_hits,
+            self.evaluations + other.evaluations,
+            self.search_s + other.search_s,
+            self.wall_s + other.wall_s,
+        )
+
     def as_dict(self) -> dict[str, float]:
         return {
             "searches": self.searches, "cache_hits": self.cache_hits,
@@ -53,11 +63,17 @@ class SearchStats:
 
 def _search_job(
     job: tuple[Problem, Arch, Constraints, SearchOptions, BatchEvaluator],
-) -> SearchResult:
+) -> SearchResult | None:
+    """One search in a worker; None where it finds no mapping (`Mapper.map` then searches
+    again in the caller's process and raises the error there, as a sequential run does)."""
+    from codesign.errors import InputError
     from codesign.mapper.search import search
 
     problem, arch, constraints, options, evaluator = job
-    return search(problem, arch, constraints, options, evaluator=evaluator)
+    try:
+        return search(problem, arch, constraints, options, evaluator=evaluator)
+    except InputError:
+        return None
 
 
 @dataclass
@@ -133,26 +149,39 @@ class Mapper:
     ) -> None:
         """Search the distinct, not yet cached `problems` in `workers` processes and cache the
         results (each search is seeded, so the results equal sequential ones)."""
-        todo: dict[tuple[object, ...], tuple[Problem, list[str], list[str]]] = {}
-        for problem in problems:
+        self.prefetch_each([(p, constraints) for p in problems], arch, options, workers)
+
+    def prefetch_each(
+        self,
+        jobs: Sequence[tuple[Problem, Constraints]],
+        arch: Arch,
+        options: SearchOptions,
+        workers: int,
+    ) -> None:
+        """`prefetch` with constraints of their own per problem (the fused-nest mapper's
+        sub-problems bypass levels per group).  A search that finds no mapping is not cached:
+        `map` repeats it and raises, as without workers."""
+        todo: dict[tuple[object, ...], tuple[Problem, Constraints, list[str], list[str]]] = {}
+        for problem, constraints in jobs:
             key, names, anonymous = self._key(problem, arch, constraints, options)
             if key not in self.cache and key not in todo:
-                todo[key] = (problem, names, anonymous)
+                todo[key] = (problem, constraints, names, anonymous)
         if workers < 2 or len(todo) < 2:
             return  # `map` searches them one by one, in order
         import concurrent.futures
         import multiprocessing
 
         start = time.perf_counter()
-        jobs = [(problem, arch, constraints, options, self.evaluator)
-                for problem, _, _ in todo.values()]  # fmt: skip
+        work = [(problem, arch, constraints, options, self.evaluator)
+                for problem, constraints, _, _ in todo.values()]  # fmt: skip
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), context) as pool:
-            results = list(pool.map(_search_job, jobs))
-        for (key, (_, names, anonymous)), result in zip(todo.items(), results, strict=True):
-            self._store(key, result, names, anonymous)
-            self.prefetched.add(key)
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(work)), context) as pool:
+            results = list(pool.map(_search_job, work))
+        for (key, (_, _, names, anonymous)), result in zip(todo.items(), results, strict=True):
+            if result is not None:
+                self._store(key, result, names, anonymous)
+                self.prefetched.add(key)
         self.stats = replace(self.stats, wall_s=self.stats.wall_s + time.perf_counter() - start)
 
 

@@ -4,10 +4,11 @@ layer after layer; the totals assume layer-by-layer execution."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codesign.ir.cascade import Cascade
+from codesign.mapper.memo import SearchStats
 from codesign.sim.cost import EinsumKind, EinsumResult, HardwareModel
 from codesign.sim.fused import GroupResult, price_groups
 
@@ -24,6 +25,8 @@ class CascadeResult:
     family: str = ""
     area_mm2: float | None = None
     groups: tuple[GroupResult, ...] = ()  # fused groups (sim/fused.py), one block each
+    # the mapper's work on the groups' shared nests (sim/fused_nest.py); None: no such search
+    fused_nest_stats: SearchStats | None = field(default=None, compare=False)
 
     @property
     def cycles(self) -> float:
@@ -86,5 +89,7 @@ def map_cascade(
     # fused groups, one block each; a model that searches mappings also maps their shared nest
     nest_search = getattr(model, "fused_nest_search", None)
     nest = nest_search(cascade, hw) if nest_search is not None else None
+    before = nest.mapper.stats if nest is not None else None
     priced, groups = price_groups(cascade, results, hw, nest)
-    return CascadeResult(cascade.name, name, clock_ghz, priced, family, area, groups)
+    spent = nest.mapper.stats.minus(before) if nest is not None and before is not None else None
+    return CascadeResult(cascade.name, name, clock_ghz, priced, family, area, groups, spent)

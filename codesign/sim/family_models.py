@@ -203,7 +203,8 @@ class SpatialModel:
             return None
         if type(self._pricing(cascade, hw)) is not AnalyticalModel:
             return None
-        return FusedNestSearch(self.mapper, self.options.constraints, self.options.search)
+        return FusedNestSearch(self.mapper, self.options.constraints, self.options.search,
+                               workers=self.options.workers)  # fmt: skip
 
     def area_mm2(self, hw: Arch | NMArray) -> float | None:
         arch = hw.arch if isinstance(hw, NMArray) else hw

@@ -45,7 +45,16 @@ from codesign.ir.cascade import Cascade
 from codesign.ir.groups import FusedGroup
 from codesign.mapper.mapping import Mapping
 from codesign.sim.cost import Cost, LevelCost, TensorActions
-from codesign.sim.fused_nest import FusedNestSearch, NestChoice, group_cycles, score, search_group
+from codesign.sim.fused_nest import (
+    FusedNestSearch,
+    GroupPlan,
+    NestChoice,
+    group_cycles,
+    plan_group,
+    prefetch_nests,
+    score,
+    search_group,
+)
 
 REGISTERS = "registers"  # the on-chip level of a family that prices none
 BLOCK = "block"  # GroupResult.model: TeAAL's block model over the members' own mappings
@@ -116,15 +125,19 @@ def price_groups(
     by_name = {r.name: r for r in members}
     adjusted = dict(by_name)
     results: list[GroupResult] = []
-    for group in cascade.groups:
+    groups = [g for g in cascade.groups if any(n in by_name for n in g.einsums)]
+    plans: dict[str, GroupPlan] = {}
+    if nest is not None:  # every group's inner nests searched over the workers at once
+        plans = {g.name: plan_group(cascade, g, hardware, nest) for g in groups}
+        prefetch_nests(cascade, [(g, plans[g.name]) for g in groups], hardware, nest)
+    for group in groups:
         rows = [by_name[n] for n in group.einsums if n in by_name]
-        if not rows:
-            continue
         chosen, result = _block_model(cascade, group, rows, hardware)
         if nest is None:
             result = replace(result, reason=NO_SEARCH)
         else:
-            chosen, result = _best_of(cascade, group, rows, hardware, nest, chosen, result)
+            chosen, result = _best_of(cascade, group, rows, hardware, nest, chosen, result,
+                                      plans[group.name])  # fmt: skip
         adjusted.update(chosen)
         results.append(result)
     return tuple(adjusted[r.name] for r in members), tuple(results)
@@ -166,10 +179,11 @@ def _best_of(
     nest: FusedNestSearch,
     block_rows: dict[str, Any],
     block: GroupResult,
+    plan: GroupPlan,
 ) -> tuple[dict[str, Any], GroupResult]:
     """The fused-nest pricing of ``group`` when legal and no worse than ``block`` (the block
     model) for the search objective; else the block model, with the reason."""
-    choice, why = search_group(cascade, group, arch, nest)
+    choice, why = search_group(cascade, group, arch, nest, plan)
     objective = nest.options.objective
     if choice is None:
         return block_rows, replace(block, reason=f"no fused nest: {why}")

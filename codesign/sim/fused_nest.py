@@ -25,6 +25,7 @@ returned with the member costs; `codesign.sim.fused` compares it with the block 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from codesign.hwmodels.arch import Arch
@@ -35,6 +36,7 @@ from codesign.ir.stats import einsum_stats
 from codesign.mapper.fused_search import (
     OuterTiling,
     SharedAxis,
+    member_jobs,
     outer_tilings,
     search_member_nests,
     shared_axes,
@@ -55,6 +57,48 @@ class FusedNestSearch:
     constraints: Constraints
     options: SearchOptions
     candidates_per_level: int = 2  # outer tilings searched per on-chip level
+    workers: int = 1  # processes `prefetch_nests` searches the groups' sub-problems over
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """What a group's fused-nest search walks: its shared axes and candidate outer tilings,
+    or why it has none."""
+
+    axes: tuple[SharedAxis, ...]
+    tilings: tuple[OuterTiling, ...]
+    reason: str
+
+
+def plan_group(
+    cascade: Cascade, group: FusedGroup, arch: Arch, search: FusedNestSearch
+) -> GroupPlan:
+    """The shared axes and candidate outer tilings of ``group`` (`search_group` walks them)."""
+    axes = shared_axes(cascade, group)
+    tilings, reason = outer_tilings(cascade, group, axes, arch, search.candidates_per_level)
+    return GroupPlan(axes, tilings, reason)
+
+
+def prefetch_nests(
+    cascade: Cascade,
+    plans: Sequence[tuple[FusedGroup, GroupPlan]],
+    arch: Arch,
+    search: FusedNestSearch,
+) -> None:
+    """Search every inner nest the groups' candidate tilings need over ``search.workers``
+    processes at once (`Mapper.prefetch_each`), so that `search_group` finds them in the
+    mapper's cache.  Each search is seeded as `search_group`'s own, so the results equal a
+    run with one worker; a tiling whose earlier member fails is still searched in full here
+    (counted in the mapper's statistics), which changes no result."""
+    if search.workers < 2:
+        return
+    jobs = [
+        (job.problem, job.constraints)
+        for group, plan in plans
+        for tiling in plan.tilings
+        for job in member_jobs(cascade, group, plan.axes, tiling, arch, search.constraints)
+    ]
+    search.mapper.prefetch_each(jobs, arch, search.options, search.workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +135,18 @@ def group_cycles(costs: list[Cost]) -> float:
 
 
 def search_group(
-    cascade: Cascade, group: FusedGroup, arch: Arch, search: FusedNestSearch
+    cascade: Cascade,
+    group: FusedGroup,
+    arch: Arch,
+    search: FusedNestSearch,
+    plan: GroupPlan | None = None,
 ) -> tuple[NestChoice | None, str]:
-    """The best legal fused-nest mapping of ``group``, or None and why there is none."""
-    axes = shared_axes(cascade, group)
-    tilings, reason = outer_tilings(cascade, group, axes, arch, search.candidates_per_level)
+    """The best legal fused-nest mapping of ``group``, or None and why there is none.
+    ``plan``: `plan_group`'s, where the caller made it already."""
+    plan = plan or plan_group(cascade, group, arch, search)
+    axes, tilings = plan.axes, plan.tilings
     if not tilings:
-        return None, reason
+        return None, plan.reason
     best: NestChoice | None = None
     reasons: list[str] = []
     for tiling in tilings:
@@ -247,4 +296,7 @@ def _level(
     return LevelCost(name, 1, 0, cycles, sum(a.energy_pj for a in actions), 0.0, tuple(actions))
 
 
-__all__ = ["FusedNestSearch", "NestChoice", "group_cycles", "score", "search_group", "times"]
+__all__ = [
+    "FusedNestSearch", "GroupPlan", "NestChoice", "group_cycles", "plan_group", "prefetch_nests",
+    "score", "search_group", "times",
+]  # fmt: skip
