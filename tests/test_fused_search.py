@@ -286,6 +286,8 @@ def test_cnn_on_eyeriss_fused_nest_energy_below_unfused_and_elementwise_share_be
     unfused = map_model(cnn, EYERISS, search=SEARCH).result
     fused = map_model(cnn, EYERISS, passes="fuse-elementwise", search=SEARCH).result
     assert any(g.model == FUSED_NEST for g in fused.groups)
+    # the repeated blocks' inner nests come from the layer cache
+    assert fused.fused_nest_stats is not None and fused.fused_nest_stats.cache_hits > 0
     assert _elementwise_energy_share(fused) < 0.10 < _elementwise_energy_share(unfused)
     assert fused.energy_pj < 0.8 * unfused.energy_pj
     assert fused.macs == unfused.macs
@@ -320,6 +322,8 @@ def test_resnet_on_tpu_fused_elementwise_share_of_cycles_below_10_percent_and_fe
     assert fused.macs == unfused.macs
     assert {g.model for g in fused.groups} <= {BLOCK, FUSED_NEST}
     assert any(g.model == FUSED_NEST for g in fused.groups)
+    # the repeated blocks' inner nests come from the layer cache
+    assert fused.fused_nest_stats is not None and fused.fused_nest_stats.cache_hits > 0
 
 
 def test_groups_of_the_block_model_are_unchanged_without_a_search(cnn_fused, eyeriss):
@@ -329,3 +333,77 @@ def test_groups_of_the_block_model_are_unchanged_without_a_search(cnn_fused, eye
     _, groups = price_groups(cnn_fused, rows, eyeriss)
     assert all(g.model == BLOCK and g.blocks == 1 and not g.nests for g in groups)
     assert all("fixes its schedule" in g.reason for g in groups)
+
+
+# -- speed: workers, the layer cache, the statistics (issue 12) --------------------------------
+TWIN = """cascade twin {
+  input x: f32[M=64,K=48]
+  weight w1: f32[K=48,N=48]
+  tensor h1: f32[M=64,N=48]
+  tensor a1: f32[M=64,N=48]
+  weight w2: f32[N=48,O=48]
+  tensor h2: f32[M=64,O=48]
+  output y: f32[M=64,O=48]
+  mm1: h1[m,n] = sum[k:48] x[m,k] * w1[k,n]
+  act1: a1[m,n] = relu(h1[m,n])
+  mm2: h2[m,n] = sum[k:48] a1[m,k] * w2[k,n]
+  act2: y[m,n] = relu(h2[m,n])
+}
+"""
+
+
+def test_fused_nest_searches_over_two_workers_equal_one_worker(mlp_chain, cnn_fused, monkeypatch):
+    """`workers=2` hands every group's inner-nest searches to the mapper's processes at once
+    (`prefetch_nests`); each search is seeded as alone, so every row and group is the same."""
+    from codesign.mapper.memo import Mapper
+    from codesign.sim.mapping_search import analytical_mapper
+
+    handed: list[int] = []
+    prefetch_each = Mapper.prefetch_each
+
+    def spy(self, jobs, arch, options, workers):
+        if any(c.bypass for _, c in jobs):  # the fused nests' sub-problems bypass DRAM
+            handed.append(len(jobs))
+        return prefetch_each(self, jobs, arch, options, workers)
+
+    monkeypatch.setattr(Mapper, "prefetch_each", spy)
+    energy = SearchOptions(max_evaluations=300, seed=0, objective=Objective.ENERGY)
+    for cascade, hw, search in ((mlp_chain, EYERISS, energy), (cnn_fused, EYERISS, SEARCH)):
+        one = map_model(cascade, hw, search=search, workers=1).result
+        mapper = analytical_mapper()
+        two = map_model(cascade, hw, search=search, workers=2, mapper=mapper).result
+        assert one.einsums == two.einsums and one.groups == two.groups
+        assert not mapper.prefetched  # every search handed over was used, none searched twice
+        assert one.fused_nest_stats is not None and two.fused_nest_stats is not None
+        assert one.fused_nest_stats.evaluations == two.fused_nest_stats.evaluations
+    assert len(handed) == 2 and min(handed) >= 2  # one hand-over per cascade, with workers only
+    assert one.groups[0].model in (BLOCK, FUSED_NEST)
+
+
+def test_identical_blocks_reuse_their_fused_nest_searches_from_the_layer_cache(eyeriss):
+    """Two identical matmul+ReLU blocks (as ResNet's repeated blocks): the second group's
+    inner nests are the first's, served by the mapper's cache (tensor names do not count;
+    loop variables do, so both layers spell them alike, as the ONNX importer does)."""
+    cascade = run_pipeline(parse_cascade(TWIN), "fuse-elementwise", measure_error=False)[0]
+    assert len(cascade.groups) == 2
+    result = map_model(cascade, EYERISS, search=SEARCH).result
+    stats = result.fused_nest_stats
+    assert stats is not None and stats.searches >= 1
+    assert stats.cache_hits == stats.searches  # every search of the second group is a hit
+    first, second = result.groups
+    assert (first.model, first.cycles, first.energy_pj) == (
+        second.model, second.cycles, second.energy_pj)  # fmt: skip
+
+
+def test_map_json_reports_the_fused_nest_searches_within_the_mapper_totals(tmp_path, capsys):
+    source = tmp_path / "twin.ein"
+    source.write_text(TWIN)
+    argv = ["map", str(source), "--hw", EYERISS, "-q", "--evaluations", "300",
+            "--passes", "fuse-elementwise", "--json", "-"]  # fmt: skip
+    assert main(argv) == 0
+    mapper = json.loads(capsys.readouterr().out)["mapper"]
+    nest = mapper["fused_nest"]
+    assert nest["searches"] >= 1 and nest["cache_hits"] >= 1 and nest["evaluations"] > 0
+    for key in ("searches", "cache_hits", "evaluations"):
+        assert nest[key] <= mapper[key]
+    assert mapper["searches"] > nest["searches"]  # the per-Einsum searches come first

@@ -373,6 +373,12 @@ def cmd_map(args: argparse.Namespace) -> int:
     if mapper.stats.searches or mapper.stats.cache_hits:
         # real searches only: a layer served from the cache repeats its mapper_evaluations
         doc["mapper"] = mapper.stats.as_dict()
+        nests = [r.fused_nest_stats for r in (result, baseline) if r is not None]
+        spent = [s for s in nests if s is not None]
+        if spent:  # the part of it the fused groups' shared nests took (sim/fused_nest.py)
+            for more in spent[1:]:
+                spent[0] = spent[0].plus(more)
+            doc["mapper"]["fused_nest"] = spent[0].as_dict()
     if pipeline is not None:
         doc["passes"] = passes_json(passes)
     if baseline is not None:
