@@ -171,6 +171,8 @@ class Mapper:
         import concurrent.futures
         import multiprocessing
 
+        import codesign.mapper.search  # noqa: F401  loaded (NumPy too) once, before the fork
+
         start = time.perf_counter()
         work = [(problem, arch, constraints, options, self.evaluator)
                 for problem, constraints, _, _ in todo.values()]  # fmt: skip
