@@ -145,13 +145,15 @@ def main() -> int:
                            for d, _ in runs[pipeline, args.jobs])  # fmt: skip
                 speedup = timing["process_s"] / parallel["process_s"]
                 mapper_speedup = timing["mapper_s"] / parallel["mapper_s"]
+                nest_speedup = timing["fused_nest_s"] / max(parallel["fused_nest_s"], 1e-9)
                 row.update({f"jobs{args.jobs}": parallel, "jobs_identical": same,
                             "jobs_speedup_process": speedup,
-                            "jobs_speedup_mapper": mapper_speedup})  # fmt: skip
+                            "jobs_speedup_mapper": mapper_speedup,
+                            "jobs_speedup_fused_nest": nest_speedup})  # fmt: skip
                 line = (
                     f"\n{'':9s} --jobs 1 vs {args.jobs}: process {speedup:.2f}x, "
-                    f"mapper {mapper_speedup:.2f}x faster; results "
-                    f"{'identical' if same else 'DIFFERENT'}"
+                    f"mapper {mapper_speedup:.2f}x, fused nests {nest_speedup:.2f}x faster; "
+                    f"results {'identical' if same else 'DIFFERENT'}"
                 )
             results.append(row)
             print(

@@ -136,8 +136,10 @@ def map_model(
     a pass re-typed weights).  ``sparse``: use the card's sparse support where the IR carries
     densities.  ``pricing``: a mapping-level `CostModel` instance for spatial arrays in place of
     ``cost_model``.  ``mapper``: share a `Mapper`'s layer cache across calls.  ``workers``:
-    processes that search the distinct MAC Einsums of a spatial array's cascade before pricing
-    (`Mapper.prefetch`; each search is seeded, so the results equal ``workers=1``).
+    processes that search the distinct MAC Einsums of a spatial array's cascade before pricing,
+    and the fused groups' inner nests before pricing the groups (`Mapper.prefetch`,
+    `codesign.sim.fused_nest.prefetch_nests`; each search is seeded, so the results equal
+    ``workers=1``).
     """
     loaded = resolve_hardware(hw)
     pass_options = pass_options or PassOptions()
