@@ -407,3 +407,11 @@ def test_map_json_reports_the_fused_nest_searches_within_the_mapper_totals(tmp_p
     for key in ("searches", "cache_hits", "evaluations"):
         assert nest[key] <= mapper[key]
     assert mapper["searches"] > nest["searches"]  # the per-Einsum searches come first
+
+
+def test_progress_ticks_every_einsum_then_every_group(mlp_chain):
+    """`map`'s bar counts the groups' shared-nest searches too, after the Einsums."""
+    seen: list[str] = []
+    map_model(mlp_chain, EYERISS, search=SEARCH, progress=seen.append)
+    names = [e.name for e in mlp_chain.einsums]
+    assert seen == names + [g.name for g in mlp_chain.groups]

@@ -195,7 +195,8 @@ def map_from_flags(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{cascade.name} on {loaded.hw.name}", total=len(cascade.einsums))
+        steps = len(cascade.einsums) + len(cascade.groups)  # the groups' shared nests after
+        task = bar.add_task(f"{cascade.name} on {loaded.hw.name}", total=steps)
 
         def tick(name: str) -> None:
             bar.advance(task)

@@ -77,7 +77,8 @@ def map_cascade(
     family: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> CascadeResult:
-    """Price every Einsum of `cascade` on `hw` with its family's `model`."""
+    """Price every Einsum of `cascade` on `hw` with its family's `model`, then its fused
+    groups.  ``progress``: called with each Einsum's, then each priced group's name."""
     results: list[EinsumResult] = []
     for einsum in cascade.einsums:
         if progress is not None:
@@ -90,6 +91,6 @@ def map_cascade(
     nest_search = getattr(model, "fused_nest_search", None)
     nest = nest_search(cascade, hw) if nest_search is not None else None
     before = nest.mapper.stats if nest is not None else None
-    priced, groups = price_groups(cascade, results, hw, nest)
+    priced, groups = price_groups(cascade, results, hw, nest, progress)
     spent = nest.mapper.stats.minus(before) if nest is not None and before is not None else None
     return CascadeResult(cascade.name, name, clock_ghz, priced, family, area, groups, spent)

@@ -36,7 +36,7 @@ and given mappings.  `GroupResult.model` and ``reason`` say which model priced a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -114,14 +114,19 @@ class _OnChip:
 
 
 def price_groups(
-    cascade: Cascade, members: Sequence[Any], hardware: Any, nest: FusedNestSearch | None = None
+    cascade: Cascade,
+    members: Sequence[Any],
+    hardware: Any,
+    nest: FusedNestSearch | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[tuple[Any, ...], tuple[GroupResult, ...]]:
     """Adjusted per-Einsum results (`EinsumResult`s, same order) and one result per group.
 
     With ``nest`` (a spatial `Arch` priced analytically) each group is also mapped over its
     shared loop nest (`codesign.sim.fused_nest`) and priced that way when it finds a legal
     mapping that scores no worse than the block model for the search objective; the group's
-    ``model`` and ``reason`` say which model priced it and why."""
+    ``model`` and ``reason`` say which model priced it and why.  ``progress``: called with each
+    group's name before it is priced."""
     by_name = {r.name: r for r in members}
     adjusted = dict(by_name)
     results: list[GroupResult] = []
@@ -131,6 +136,8 @@ def price_groups(
         plans = {g.name: plan_group(cascade, g, hardware, nest) for g in groups}
         prefetch_nests(cascade, [(g, plans[g.name]) for g in groups], hardware, nest)
     for group in groups:
+        if progress is not None:
+            progress(group.name)
         rows = [by_name[n] for n in group.einsums if n in by_name]
         chosen, result = _block_model(cascade, group, rows, hardware)
         if nest is None:
