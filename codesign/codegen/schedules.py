@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codesign.codegen.cpu_parallel import costs_for
 from codesign.codegen.cpu_schedule import micro_for, schedule_stage
 from codesign.codegen.group_kernels import with_multi_stage
 from codesign.codegen.te_lower import LoweredCascade
@@ -38,13 +39,16 @@ class ScheduleOptions:
     to a divisor of the loop extent (so no tail loops).  `trials` is MetaSchedule's global trial
     budget and `builder_timeout_s` its per-candidate build timeout (TVM builds are slow on small
     hosts).  `work_dir` holds MetaSchedule's tuning database: records found there are reused,
-    and a kernel that already has one is not tuned again.
+    and a kernel that already has one is not tuned again.  `threads` is the worker count the
+    kernels will run on (the default schedule decides per kernel whether parallelism pays,
+    `codesign.codegen.cpu_parallel`); None: the target's core count.
     """
 
     tiles: Mapping[str, Mapping[str, int]] | None = None
     trials: int = 64
     work_dir: Path | None = None
     builder_timeout_s: float = 180.0
+    threads: int | None = None
 
 
 ScheduleFn = Callable[["IRModule", LoweredCascade, "Target", ScheduleOptions], "IRModule"]
@@ -77,14 +81,22 @@ def default_schedule(
         return dlight_schedule(mod, lowered, target, options)
     tiles = options.tiles or {}
     micro = micro_for(target)
+    costs = costs_for(target, options.threads or _cores(target))
+    weights = frozenset(lowered.weights)
     return tvm.IRModule(
         {
             stage.symbol: schedule_stage(
-                stage, tiles.get(stage.einsum, {}), micro, frozenset(lowered.weights)
+                stage, tiles.get(stage.einsum, {}), micro, weights, costs
             )
             for stage in lowered.stages
         }
     )
+
+
+def _cores(target: Target) -> int:
+    """The target's ``num-cores`` (1 when it does not say)."""
+    cores = target.attrs.get("num-cores")
+    return int(cores) if cores is not None else 1
 
 
 # -- dlight ----------------------------------------------------------------------------------
