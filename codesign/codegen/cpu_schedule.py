@@ -422,9 +422,7 @@ def _row_tile_bytes(sch: Any, block: Any, plan: _Plan) -> int:
     return total
 
 
-def _pack(
-    sch: Any, block: Any, index: int, dim: int, tile: int, par: _Outer
-) -> None:
+def _pack(sch: Any, block: Any, index: int, dim: int, tile: int, par: _Outer) -> None:
     """Copy read `index` of `block` into panels: dimension `dim` (the vector variable's) split
     by `tile`, its outer part first and its inner part last (contiguous)."""
     packed = sch.cache_read(block, index, "global")

@@ -85,9 +85,7 @@ def default_schedule(
     weights = frozenset(lowered.weights)
     return tvm.IRModule(
         {
-            stage.symbol: schedule_stage(
-                stage, tiles.get(stage.einsum, {}), micro, weights, costs
-            )
+            stage.symbol: schedule_stage(stage, tiles.get(stage.einsum, {}), micro, weights, costs)
             for stage in lowered.stages
         }
     )
@@ -183,38 +181,61 @@ def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
 def _choose(
     default: IRModule, tuned: IRModule, lowered: LoweredCascade, target: Target, path: Path
 ) -> dict[str, str]:
-    """Per kernel symbol, "tuned" or "default": the one measured faster (5 runs each, median),
-    read from `path` when it holds a choice for every kernel, else measured and written."""
+    """Per kernel symbol, "tuned" or "default": the one measured faster (3 interleaved rounds
+    of 5 runs each, median), read from `path` when it holds a choice for every kernel made
+    between these very two kernels (their structural hashes: a changed default schedule or
+    a new tuning record is measured again), else measured and written with the medians."""
     import json  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
     import tvm  # noqa: PLC0415
+    from tvm_ffi import structural_hash  # noqa: PLC0415
 
     from codesign.codegen import runner  # noqa: PLC0415
     from codesign.codegen.manifest import manifest  # noqa: PLC0415
 
     symbols = [s.symbol for s in lowered.stages]
+    hashes = {name: [str(structural_hash(m[name])) for m in (default, tuned)] for name in symbols}
     if path.exists():
         saved = json.loads(path.read_text())
-        if all(saved.get(name) in ("tuned", "default") for name in symbols):
-            return {name: saved[name] for name in symbols}
+        if all(
+            isinstance(saved.get(name), dict)
+            and saved[name].get("pick") in ("tuned", "default")
+            and saved[name].get("hashes") == hashes[name]
+            for name in symbols
+        ):
+            return {name: saved[name]["pick"] for name in symbols}
     rng = np.random.default_rng(0)
     values = {
         b.name: rng.standard_normal(b.shape).astype(b.dtype)
         for b in lowered.buffers
         if b.name in (*lowered.inputs, *lowered.weights)
     }
-    medians: dict[str, dict[str, float]] = {}
-    for label, module in (("default", default), ("tuned", tuned)):
-        built = tvm.compile(module, target=target)
-        kernels = manifest(lowered, "llvm", module)  # the default one may pre-pack weights
-        runs = runner.time_stages(built.mod, kernels, values, tvm.cpu(0), repeat=5)
-        medians[label] = {name: float(np.median(t)) for name, t in runs.items()}
+    modules = {"default": default, "tuned": tuned}
+    built = {label: tvm.compile(module, target=target) for label, module in modules.items()}
+    # the default one may pre-pack weights: each build gets its own manifest
+    kernels = {label: manifest(lowered, "llvm", module) for label, module in modules.items()}
+    runs: dict[str, dict[str, list[float]]] = {label: {} for label in modules}
+    for _ in range(3):  # interleaved, so a load change hits both alike
+        for label in modules:
+            got = runner.time_stages(built[label].mod, kernels[label], values, tvm.cpu(0), 5)
+            for name, times in got.items():
+                runs[label].setdefault(name, []).extend(times)
+    medians = {label: {n: float(np.median(t)) for n, t in r.items()} for label, r in runs.items()}
     choices = {
         name: "tuned" if medians["tuned"][name] < medians["default"][name] else "default"
         for name in symbols
     }
-    path.write_text(json.dumps(choices, indent=1) + "\n")
+    record = {
+        name: {
+            "pick": choices[name],
+            "hashes": hashes[name],
+            "default_s": medians["default"][name],
+            "tuned_s": medians["tuned"][name],
+        }
+        for name in symbols
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
     return choices
 
 
