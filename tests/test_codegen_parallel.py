@@ -48,6 +48,14 @@ def test_parallelism_is_chosen_exactly_when_it_saves_the_minimum_gain():
         assert (parallel_threads(work, COSTS, 64) == 2) == (gain >= COSTS.min_gain)
 
 
+def test_weights_shared_by_every_core_do_not_count_as_handed_off():
+    # an MLP layer: 8 x 784 activations, a 784 x 256 weight (800 KB)
+    layer = dict(flops=2 * 8 * 784 * 256, bytes=(8 * 784 + 784 * 256 + 8 * 256) * 4)
+    everything = Work(**layer)
+    activations = Work(**layer, handoff_bytes=(8 * 784 + 8 * 256) * 4)
+    assert parallel_s(activations, COSTS, 2, 64) < parallel_s(everything, COSTS, 2, 64)
+
+
 def test_an_imbalanced_split_needs_more_work_to_pay():
     work = Work(flops=2e6 * 8, bytes=50e3)
     assert parallel_s(work, COSTS, 2, 3) > parallel_s(work, COSTS, 2, 4)
@@ -85,7 +93,7 @@ def test_row_blocks_divide_the_tiles_and_meet_l2_and_threads_when_some_divisor_c
 # -- what the schedule does with the rule (needs TVM) ---------------------------------------
 
 
-def _parallel_extents(module) -> list[int]:  # noqa: ANN001 - a tvm IRModule
+def _parallel_extents(module) -> list[int]:  # noqa: ANN001 - a tvm IRModule or PrimFunc
     return [int(n) for n in re.findall(r"T\.parallel\((\d+)\)", module.script())]
 
 
@@ -95,6 +103,20 @@ def tvm_codegen():
     from codesign.codegen import tvm as codegen  # noqa: PLC0415
 
     return codegen
+
+
+def test_kernel_work_counts_multiply_accumulates_and_hands_off_only_activations(tvm_codegen):
+    from codesign.codegen.cpu_parallel import kernel_work  # noqa: PLC0415
+    from codesign.codegen.te_lower import lower_cascade  # noqa: PLC0415
+    from codesign.frontends.layers import gemm  # noqa: PLC0415
+    from codesign.ir import DType  # noqa: PLC0415
+
+    m, n, k = 16, 32, 48
+    (stage,) = lower_cascade(gemm(m, n, k, DType.F32), ()).stages
+    work = kernel_work(stage.func, frozenset({"B"}))
+    assert work.flops == 2 * m * n * k
+    assert work.bytes == (m * k + k * n + m * n) * 4
+    assert work.handoff_bytes == (m * k + m * n) * 4
 
 
 def test_a_512_gemm_splits_into_whole_row_blocks_per_thread_and_stays_exact(tvm_codegen):
@@ -120,14 +142,23 @@ def test_a_512_gemm_splits_into_whole_row_blocks_per_thread_and_stays_exact(tvm_
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
-def test_the_bundled_cnns_small_kernels_run_serial_even_with_two_threads(tvm_codegen):
+def test_the_bundled_cnns_microsecond_kernels_run_serial_even_with_two_threads(tvm_codegen):
+    from codesign.codegen.cpu_parallel import costs_for, kernel_work, serial_s  # noqa: PLC0415
     from codesign.frontends import load_model  # noqa: PLC0415
     from codesign.ir.inputs import sample_inputs  # noqa: PLC0415
     from codesign.ir.interpreter import interpret  # noqa: PLC0415
 
     cascade = load_model(str(MODELS / "cnn.onnx"))
     build = tvm_codegen.compile_cascade(cascade, "llvm", "default", threads=2)
-    assert _parallel_extents(build.scheduled) == []
+    costs = costs_for(tvm_codegen.host_target(), 2)
+    weights = frozenset(build.lowered.weights)
+    parallel = {gv.name_hint for gv, func in build.scheduled.functions_items()
+                if _parallel_extents(func)}  # fmt: skip
+    for stage in build.lowered.stages:
+        one_core_s = serial_s(kernel_work(stage.func, weights), costs)
+        if one_core_s < 17e-6:  # below the rule's least break-even (fork-join + min_gain)
+            assert stage.symbol not in parallel, stage.symbol
+    assert {"cs_node_mean", "cs_node_linear", "cs_node_Conv_137"}.isdisjoint(parallel)
     inputs = sample_inputs(cascade, 0)
     want = interpret(cascade, build.values(inputs))
     got = build.run(inputs)

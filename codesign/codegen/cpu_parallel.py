@@ -73,10 +73,15 @@ def costs_for(target: Target, threads: int) -> CpuCosts:
 @dataclass(frozen=True, slots=True)
 class Work:
     """A kernel's arithmetic (`flops`: 2 per multiply-accumulate, 1 per other block
-    iteration) and footprint (`bytes`: every parameter buffer once)."""
+    iteration) and footprint (`bytes`: every parameter buffer once).  `handoff_bytes` is the
+    part that moves between cores when the kernel is split: the activations it reads (another
+    kernel wrote them, split another way) and the output it writes; constant weights, read by
+    every call and written by none, stay shared in every core's cache and do not count.
+    None: all of `bytes`."""
 
     flops: float
     bytes: float
+    handoff_bytes: float | None = None
 
 
 def serial_s(work: Work, costs: CpuCosts) -> float:
@@ -100,7 +105,8 @@ def parallel_s(work: Work, costs: CpuCosts, threads: int, chunks: int) -> float:
     if threads <= 1:
         return serial_s(work, costs)
     split = serial_s(work, costs) / threads * (1.0 + chunk_imbalance(chunks, threads))
-    return split + costs.fork_join_s + work.bytes / costs.handoff_bytes_per_s
+    moved = work.bytes if work.handoff_bytes is None else work.handoff_bytes
+    return split + costs.fork_join_s + moved / costs.handoff_bytes_per_s
 
 
 def parallel_threads(work: Work, costs: CpuCosts, chunks: int) -> int:
@@ -138,9 +144,10 @@ def row_blocks(row_tiles: int, row_tile_bytes: int, threads: int, l2_bytes: int)
     return multiples[-1] if multiples else fits[0]
 
 
-def kernel_work(func: Any) -> Work:
+def kernel_work(func: Any, constants: frozenset[str] = frozenset()) -> Work:
     """`Work` of an unscheduled TE PrimFunc: its blocks' iteration counts, and the sizes of the
-    buffers its blocks read or write that it does not allocate itself (its parameters)."""
+    buffers its blocks read or write that it does not allocate itself (its parameters); the
+    `constants` (weights) among them are not handed off between cores."""
     import numpy as np  # noqa: PLC0415
     import tvm  # noqa: PLC0415
 
@@ -160,4 +167,5 @@ def kernel_work(func: Any) -> Work:
                 dtype = str(buf.dtype)
                 itemsize = 1 if dtype == "bool" else np.dtype(dtype).itemsize
                 footprint[buf.name] = float(np.prod([int(x) for x in buf.shape])) * itemsize
-    return Work(flops, sum(footprint.values()))
+    handoff = sum(size for name, size in footprint.items() if name not in constants)
+    return Work(flops, sum(footprint.values()), handoff)

@@ -105,7 +105,7 @@ def schedule_stage(  # noqa: ANN201 - a tvm PrimFunc
     # run marks the outer loops parallel as it makes them (TVM allows it only before the
     # reduction is decomposed)
     chunks = _schedule(stage, tiles, micro, constants, costs, _Outer(parallel=False))[1]
-    threads = parallel_threads(kernel_work(stage.func), costs, chunks)
+    threads = parallel_threads(kernel_work(stage.func, constants), costs, chunks)
     func, _ = _schedule(stage, tiles, micro, constants, costs, _Outer(parallel=threads > 1))
     return func
 
