@@ -164,3 +164,12 @@ def test_the_bundled_cnns_microsecond_kernels_run_serial_even_with_two_threads(t
     got = build.run(inputs)
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_small_tuning_budget_is_shared_by_every_kernel():
+    from codesign.codegen.schedules import trials_per_round  # noqa: PLC0415
+
+    assert trials_per_round(16, 1) == 16
+    assert trials_per_round(32, 12) == 3  # 12 kernels x 3 >= 32: every kernel gets a round
+    assert trials_per_round(16, 12) == 2
+    assert trials_per_round(1000, 2) == 64

@@ -152,7 +152,7 @@ def metaschedule(
                 target,
                 str(work_dir),
                 max_trials_global=options.trials,
-                num_trials_per_iter=min(options.trials, 64),
+                num_trials_per_iter=trials_per_round(options.trials, len(untuned)),
                 builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
             )
         tuned = tvm.IRModule()
@@ -169,6 +169,13 @@ def metaschedule(
 
 
 CHOICES_FILE = "choices.json"
+
+
+def trials_per_round(trials: int, kernels: int) -> int:
+    """MetaSchedule's batch per task round: the global budget shared by the kernels, so its
+    round-robin warm-up (one round per task) reaches every kernel instead of spending a small
+    budget on the first one; at least 2 (an evolutionary batch), at most 64."""
+    return max(2, min(64, -(-trials // max(1, kernels))))
 
 
 def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
