@@ -111,15 +111,18 @@ def schedule_stage(  # noqa: ANN201 - a tvm PrimFunc
 
 
 class _Outer:
-    """The fused outer loops of one kernel as they are made: their extents, and whether they
-    are marked parallel."""
+    """The fused outer loops of one kernel as they are made, marked parallel or not; `chunks`
+    is the extent of the main block's one (else of the first one made)."""
 
     def __init__(self, parallel: bool) -> None:
         self.parallel = parallel
-        self.extents: list[int] = []
+        self.chunks: int | None = None
+        self.main_chunks: int | None = None
 
-    def add(self, sch: Any, loop: Any) -> None:
-        self.extents.append(int(sch.get(loop).extent))
+    def add(self, sch: Any, loop: Any, main: bool = False) -> None:
+        extent = int(sch.get(loop).extent)
+        self.chunks = extent if self.chunks is None else self.chunks
+        self.main_chunks = extent if main else self.main_chunks
         if self.parallel:
             sch.parallel(loop)
 
@@ -142,7 +145,6 @@ def _schedule(  # noqa: ANN202 - (a tvm PrimFunc, the main block's chunk count)
     names = _loop_names(stage, len(sch.get_loops(main)))
     plan = _contraction_plan(sch, main, names, tiles, micro, constants)
     prepacked: list[dict[str, Any]] = []
-    first_main = len(par.extents)
     if plan is not None:
         anchor = _micro_kernel(sch, main, plan, costs, constants, prepacked, par)
     else:
@@ -152,9 +154,7 @@ def _schedule(  # noqa: ANN202 - (a tvm PrimFunc, the main block's chunk count)
         _vectorize_innermost(sch, epilogue)
     elif epilogue is not None:
         _tile_elementwise(sch, epilogue, par)
-    # the main block's outer loop gives the chunk count (an element-wise kernel: its loop)
-    mains = par.extents[first_main:] or par.extents
-    chunks = mains[0] if mains else 1
+    chunks = par.main_chunks or par.chunks or 1
     func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
     return (func.with_attr(PREPACK_ATTR, json.dumps(prepacked)) if prepacked else func), chunks
 
@@ -347,7 +347,7 @@ def _micro_kernel(
     prepacked: list[dict[str, Any]],
     par: _Outer,
 ) -> Any:
-    """Register-blocked contraction; returns the fused outer loop (where epilogues go, appended
+    """Register-blocked contraction; returns the fused outer loop (where epilogues go, added
     to `par`).  Appends to `prepacked` each constant operand whose parameter now takes the
     panel layout."""
     vt, rt = plan.vector_tile, plan.row_tile
@@ -395,7 +395,7 @@ def _micro_kernel(
     inner = [row_inner] if row_inner is not None else []
     sch.reorder(*outer, *reduced_loops, *inner, v_inner)
     fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    par.add(sch, fused)
+    par.add(sch, fused, main=True)
     cache = sch.cache_write(block, 0, "local")
     if out_dim is not None and out_dim != len(stmt.writes[0].region) - 1:
         # the accumulator's lanes must be contiguous to live in vector registers
@@ -454,8 +454,8 @@ def _vectorize_innermost(sch: Any, block: Any) -> None:
         sch.vectorize(loops[-1])
 
 
-def _tile_elementwise(sch: Any, block: Any, par: _Outer) -> None:
-    """Outer loops fused (appended to `par`), innermost loop vectorised (at most 64 lanes)."""
+def _tile_elementwise(sch: Any, block: Any, par: _Outer, main: bool = False) -> None:
+    """Outer loops fused (added to `par`), innermost loop vectorised (at most 64 lanes)."""
     loops = sch.get_loops(block)
     extents = [int(sch.get(loop).extent) for loop in loops]
     if not loops:
@@ -466,7 +466,7 @@ def _tile_elementwise(sch: Any, block: Any, par: _Outer) -> None:
         loops = [*loops[:-1], outer_last, inner_last]
     if len(loops) > 1:
         fused = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
-        par.add(sch, fused)
+        par.add(sch, fused, main)
     if inner_tile > 1:
         sch.vectorize(loops[-1])
 
@@ -479,18 +479,18 @@ def _tiled(
     micro: Micro,
     par: _Outer,
 ) -> Any | None:
-    """Spatial outer loops (fused, appended to `par`), reduced loops, spatial inner loops; the
+    """Spatial outer loops (fused, added to `par`), reduced loops, spatial inner loops; the
     innermost spatial loop is vectorised.  Returns the fused loop (None when there is none)."""
     loops = sch.get_loops(block)
     iters = sch.get(block).iter_vars
     if len(loops) != len(iters):
-        _tile_elementwise(sch, block, par)
+        _tile_elementwise(sch, block, par, main=True)
         return None
     spatial = [k for k, it in enumerate(iters) if int(it.iter_type) == 0]
     reduced = [k for k, it in enumerate(iters) if int(it.iter_type) != 0]
     extents = [int(it.dom.extent) for it in iters]
     if not reduced:
-        _tile_elementwise(sch, block, par)
+        _tile_elementwise(sch, block, par, main=True)
         return None
     defaults = {k: 1 for k in range(len(loops))}
     if spatial:
@@ -516,7 +516,7 @@ def _tiled(
     fused = None
     if par_loops:
         fused = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
-        par.add(sch, fused)
+        par.add(sch, fused, main=True)
     vec = spatial[-1] if spatial else None
     if vec is not None and vec in inner and extents[vec] > 1:
         sch.vectorize(inner[vec])
