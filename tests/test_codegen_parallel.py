@@ -156,7 +156,7 @@ def test_the_bundled_cnns_microsecond_kernels_run_serial_even_with_two_threads(t
                 if _parallel_extents(func)}  # fmt: skip
     for stage in build.lowered.stages:
         one_core_s = serial_s(kernel_work(stage.func, weights), costs)
-        if one_core_s < 17e-6:  # below the rule's least break-even (fork-join + min_gain)
+        if one_core_s < 25e-6:  # below the least break-even: 0.2 x serial >= fork-join
             assert stage.symbol not in parallel, stage.symbol
     assert {"cs_node_mean", "cs_node_linear", "cs_node_Conv_137"}.isdisjoint(parallel)
     inputs = sample_inputs(cascade, 0)
