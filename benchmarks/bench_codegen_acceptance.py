@@ -76,6 +76,9 @@ def _ort_matmul(n: int, b: np.ndarray, threads: int):  # noqa: ANN202 - an onnxr
     onnx.checker.check_model(model)
     session_options = ort.SessionOptions()
     session_options.intra_op_num_threads = threads
+    # idle workers sleep instead of spinning: a spinning onnxruntime worker holds a core into
+    # the next contender's runs and stalls TVM's statically split parallel loops
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(
         model.SerializeToString(), session_options, providers=["CPUExecutionProvider"]
     )
