@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
 
 from codesign.codegen.groups import check_groups, default_groups  # noqa: E402
+from codesign.codegen.schedules import ScheduleOptions  # noqa: E402
 from codesign.codegen.tvm import compile_cascade  # noqa: E402
 from codesign.errors import InputError  # noqa: E402
 from codesign.frontends import load_model  # noqa: E402
@@ -92,14 +93,15 @@ def test_padded_conv_window_reads_a_padded_copy_without_a_bounds_test(rng=None):
 
 
 def test_gemm_micro_kernel_is_parallel_vectorised_register_blocked():
-    cascade = gemm(64, 96, 80, DType.F32)
-    compiled = compile_cascade(cascade)
+    # big enough that two threads pay (codesign.codegen.cpu_parallel decides per kernel)
+    cascade = gemm(256, 192, 320, DType.F32)
+    compiled = compile_cascade(cascade, options=ScheduleOptions(threads=2))
     script = compiled.scheduled["cs_gemm"].script()
     assert "T.parallel" in script and "T.vectorized" in script and "T.unroll(8)" in script
     assert 'scope="local"' in script  # the accumulator tile
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((64, 80)).astype(np.float32)
-    b = rng.standard_normal((80, 96)).astype(np.float32)
+    a = rng.standard_normal((256, 320)).astype(np.float32)
+    b = rng.standard_normal((320, 192)).astype(np.float32)
     np.testing.assert_allclose(compiled.run({"A": a, "B": b})["Y"], a @ b, rtol=1e-4, atol=1e-4)
 
 

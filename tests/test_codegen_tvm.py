@@ -191,7 +191,7 @@ def test_mapper_tiles_reach_the_schedule_and_keep_results(mlp):
     compiled = compile_cascade(mlp, options=ScheduleOptions(tiles=tiles))
     script = compiled.scheduled["cs_fc1"].script()
     assert "T.vectorized(8)" in script
-    assert "T.parallel(" in script
+    assert "_fused in range(" in script  # outer tiles fused; serial: too small (cpu_parallel)
 
 
 def test_snap_tile_picks_the_largest_divisor_not_above_the_request():
@@ -298,6 +298,21 @@ def test_metaschedule_keeps_a_timed_choice_per_kernel_and_reuses_it(mlp, tmp_pat
     compiled = compile_cascade(mlp, schedule="metaschedule", options=options)
     assert sorted(choices) == sorted(s.symbol for s in compiled.lowered.stages)
     assert json.loads(choices_path.read_text()) == choices  # read back, not measured again
+
+
+def test_metaschedule_measures_again_a_choice_made_for_other_kernels(mlp, tmp_path):
+    # a choice recorded for another default schedule (stale hashes) is not trusted
+    options = ScheduleOptions(trials=0, work_dir=tmp_path)
+    compiled = compile_cascade(mlp, schedule="metaschedule", options=options)
+    choices_path = tmp_path / "choices.json"
+    fresh = json.loads(choices_path.read_text())
+    stale = {name: {"pick": "tuned", "hashes": ["0", "0"]} for name in fresh}
+    choices_path.write_text(json.dumps(stale))
+    compile_cascade(mlp, schedule="metaschedule", options=options)
+    again = json.loads(choices_path.read_text())
+    assert {n: c["hashes"] for n, c in again.items()} == {n: c["hashes"] for n, c in fresh.items()}
+    assert all(c["default_s"] > 0 and c["tuned_s"] > 0 for c in again.values())
+    assert sorted(again) == sorted(s.symbol for s in compiled.lowered.stages)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 UNTUNED = "tvm"
 TUNED = "tvm-tuned"
+SERIAL = "tvm-1thread"  # the default schedule built for and run on one thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,8 @@ class BenchOptions:
     """What to compare.  `tune_trials` > 0 adds the MetaSchedule-tuned build (database in
     `tuning_dir`, reused); `peers` are names of `codesign.codegen.peers.PEERS` (they need the
     model as an ONNX file, `model_path`); `repeat` timed runs per kernel and per peer model run
-    in each of `rounds` interleaved rounds."""
+    in each of `rounds` interleaved rounds.  `serial_baseline` adds the default schedule
+    built for one thread (`SERIAL`), timed in the same rounds, when `threads` is above one."""
 
     model_path: Path | None = None
     tune_trials: int = 0
@@ -46,6 +48,7 @@ class BenchOptions:
     rounds: int = 3
     seed: int = 0
     threads: int | None = None  # worker threads of TVM and every peer; None: each one's default
+    serial_baseline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,17 @@ class BenchResult:
         ratios = [r for k in self.kernels if (r := k.ratio(variant)) is not None]
         return statistics.median(ratios) if ratios else math.nan
 
+    def median_speedup(self, variant: str, baseline: str = SERIAL) -> float:
+        """Median over kernels of baseline time / `variant` time (nan without the baseline):
+        above 1 when `variant` is faster, e.g. the threaded default over one thread."""
+        speedups = [
+            times[baseline] / times[variant]
+            for k in self.kernels
+            for times in [dict(k.measured_s)]
+            if baseline in times and variant in times and times[variant] > 0
+        ]
+        return statistics.median(speedups) if speedups else math.nan
+
 
 def roofline_groups(cascade: Cascade, groups: Sequence[Sequence[str]]):  # noqa: ANN201
     """The fused groups as the roofline's KernelGroups (one roofline row per TVM kernel)."""
@@ -109,7 +123,10 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         raise InputError("bench: --repeat and --rounds must be at least 1")
     groups = kernel_plan(cascade).groups
     threads = options.threads
+    # the largest thread count first: TVM's worker pool per calling thread can only shrink
     builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups, threads=threads)}
+    if options.serial_baseline and threads is not None and threads > 1:
+        builds[SERIAL] = compile_cascade(cascade, "llvm", "default", groups=groups, threads=1)
     if options.tune_trials > 0:
         tuning = ScheduleOptions(trials=options.tune_trials, work_dir=options.tuning_dir)
         builds[TUNED] = compile_cascade(
@@ -189,6 +206,11 @@ def result_dict(result: BenchResult) -> dict[str, object]:
         "predicted_total_s": result.predicted_total_s,
         "median_ratio": {
             v: None if math.isnan(m := result.median_ratio(v)) else m for v in result.variants
+        },
+        "median_speedup_over_1thread": {
+            v: None if math.isnan(m := result.median_speedup(v)) else m
+            for v in result.variants
+            if v != SERIAL
         },
         "peer_notes": dict(result.peer_notes),
     }

@@ -20,8 +20,16 @@ matmul's ``A[m, k]`` does not depend on ``n``) get a register-blocked micro-kern
   panel layout, and the runner packs the weight once when it allocates the buffers
   (`PREPACK_ATTR` on the PrimFunc records which parameter, see `codesign.codegen.runner`);
   any other operand is packed inside the kernel, once per call;
-* all other output tiles are fused into one ``parallel`` loop, vector tile outermost, so one
-  packed panel stays in L2 while every row tile passes over it.
+* the row tiles are grouped into row blocks whose broadcast-operand rows fit half of L2
+  (`cpu_parallel.row_blocks`); all output tiles are fused into one loop, row block outermost,
+  then the vector tile, so one packed panel stays in L2 while the block's row tiles pass
+  over it, and the block's rows of the broadcast operand stay in L2 for every panel.
+
+Parallelism (`cpu_parallel`): the fused outer loop of the main block is the kernel's parallel
+loop, its iterations the chunks; the kernel runs on `CpuCosts.threads` workers only when the
+cost rule says it pays (`parallel_threads`, from the kernel's FLOPs and bytes and the chunk
+count), else every loop of it stays serial.  With several threads the row-block count is a
+multiple of the thread count, so each worker owns whole blocks of output rows.
 
 Everything else (element-wise kernels, reductions such as softmax or a mean) is tiled: the outer
 output loops fused and parallel, the innermost output loop vectorised.  Tile sizes given in
@@ -35,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from codesign.codegen.cpu_parallel import CpuCosts, kernel_work, parallel_threads, row_blocks
 from codesign.codegen.te_lower import PAD_SUFFIX, Stage
 
 if TYPE_CHECKING:
@@ -82,34 +91,75 @@ def snap_tile(extent: int, tile: int) -> int:
 
 
 def schedule_stage(  # noqa: ANN201 - a tvm PrimFunc
-    stage: Stage, tiles: Mapping[str, int], micro: Micro, constants: frozenset[str] = frozenset()
+    stage: Stage,
+    tiles: Mapping[str, int],
+    micro: Micro,
+    constants: frozenset[str] = frozenset(),
+    costs: CpuCosts | None = None,
 ):
     """The stage's PrimFunc scheduled for the CPU (see the module docstring); `constants` names
-    the buffers whose values are fixed at build time (weights), which may be pre-packed."""
+    the buffers whose values are fixed at build time (weights), which may be pre-packed.
+    `costs` decide the parallelism (None: serial, one thread)."""
+    costs = costs or CpuCosts(threads=1, core_flops_per_s=1.0)
+    # a dry run finds the main block's chunk count; the cost rule then decides, and the real
+    # run marks the outer loops parallel as it makes them (TVM allows it only before the
+    # reduction is decomposed)
+    chunks = _schedule(stage, tiles, micro, constants, costs, _Outer(parallel=False))[1]
+    threads = parallel_threads(kernel_work(stage.func, constants), costs, chunks)
+    func, _ = _schedule(stage, tiles, micro, constants, costs, _Outer(parallel=threads > 1))
+    return func
+
+
+class _Outer:
+    """The fused outer loops of one kernel as they are made, marked parallel or not; `chunks`
+    is the extent of the main block's one (else of the first one made)."""
+
+    def __init__(self, parallel: bool) -> None:
+        self.parallel = parallel
+        self.chunks: int | None = None
+        self.main_chunks: int | None = None
+
+    def add(self, sch: Any, loop: Any, main: bool = False) -> None:
+        extent = int(sch.get(loop).extent)
+        self.chunks = extent if self.chunks is None else self.chunks
+        self.main_chunks = extent if main else self.main_chunks
+        if self.parallel:
+            sch.parallel(loop)
+
+
+def _schedule(  # noqa: ANN202 - (a tvm PrimFunc, the main block's chunk count)
+    stage: Stage,
+    tiles: Mapping[str, int],
+    micro: Micro,
+    constants: frozenset[str],
+    costs: CpuCosts,
+    par: _Outer,
+):
     import json  # noqa: PLC0415
 
     import tvm  # noqa: PLC0415
 
     sch = tvm.s_tir.Schedule(stage.func)
     main = sch.get_sblock(stage.block)
-    epilogue = _inline_around(sch, stage.block)
+    epilogue = _inline_around(sch, stage.block, par)
     names = _loop_names(stage, len(sch.get_loops(main)))
     plan = _contraction_plan(sch, main, names, tiles, micro, constants)
     prepacked: list[dict[str, Any]] = []
     if plan is not None:
-        anchor = _micro_kernel(sch, main, plan, micro, constants, prepacked)
+        anchor = _micro_kernel(sch, main, plan, costs, constants, prepacked, par)
     else:
-        anchor = _tiled(sch, main, names, tiles, micro)
+        anchor = _tiled(sch, main, names, tiles, micro, par)
     if epilogue is not None and anchor is not None:
         sch.reverse_compute_at(epilogue, anchor)
         _vectorize_innermost(sch, epilogue)
     elif epilogue is not None:
-        _tile_elementwise(sch, epilogue, micro)
+        _tile_elementwise(sch, epilogue, par)
+    chunks = par.main_chunks or par.chunks or 1
     func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
-    return func.with_attr(PREPACK_ATTR, json.dumps(prepacked)) if prepacked else func
+    return (func.with_attr(PREPACK_ATTR, json.dumps(prepacked)) if prepacked else func), chunks
 
 
-def _inline_around(sch: Any, main_name: str) -> Any | None:
+def _inline_around(sch: Any, main_name: str, par: _Outer) -> Any | None:
     """Inline every block but the main one and the last one; returns the last block when it is
     not the main block (the epilogue to compute per tile), else None.
 
@@ -121,12 +171,12 @@ def _inline_around(sch: Any, main_name: str) -> Any | None:
         if name == main_name:
             continue
         if name.endswith(PAD_SUFFIX):  # inlining would bring the bounds test back
-            _tile_elementwise(sch, block, None)
+            _tile_elementwise(sch, block, par)
             continue
         try:
             sch.compute_inline(block)
         except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the nest
-            _tile_elementwise(sch, block, None)
+            _tile_elementwise(sch, block, par)
     return None if names[-1] == main_name else blocks[-1]
 
 
@@ -292,14 +342,19 @@ def _micro_kernel(
     sch: Any,
     block: Any,
     plan: _Plan,
-    micro: Micro,
+    costs: CpuCosts,
     constants: frozenset[str],
     prepacked: list[dict[str, Any]],
+    par: _Outer,
 ) -> Any:
-    """Register-blocked contraction; returns the parallel loop (where epilogues go).  Appends
-    to `prepacked` each constant operand whose parameter now takes the panel layout."""
+    """Register-blocked contraction; returns the fused outer loop (where epilogues go, added
+    to `par`).  Appends to `prepacked` each constant operand whose parameter now takes the
+    panel layout."""
     vt, rt = plan.vector_tile, plan.row_tile
     others = [k for k in plan.spatial if k != plan.vector]
+    tiles_of_row = plan.extents[plan.row] // rt
+    blocks = row_blocks(tiles_of_row, _row_tile_bytes(sch, block, plan), costs.threads,
+                        costs.l2_bytes)  # fmt: skip
 
     # the block's own iteration space becomes (vector outer, other outputs, reductions, vector
     # inner), so packed panels are indexed by plain block variables (a floordiv of a vector
@@ -320,39 +375,54 @@ def _micro_kernel(
             sch.transform_layout(block, ("read", index), _panel_map(dim, vt))
             prepacked.append({"buffer": name, "dim": dim, "tile": vt})
         else:
-            _pack(sch, block, index, dim, vt)
+            _pack(sch, block, index, dim, vt, par)
     index_map = IndexMap.from_func(relayout, ndim=len(plan.extents), index_dtype="int32")
     sch.transform_block_layout(block, index_map)
     loops = sch.get_loops(block)
     v_outer, v_inner = loops[0], loops[-1]
     spatial_loops = dict(zip(others, loops[1 : 1 + len(others)], strict=True))
     reduced_loops = loops[1 + len(others) : -1]
-    row_outer, row_inner = spatial_loops[plan.row], None
+    row_block, row_outer, row_inner = None, spatial_loops[plan.row], None
     if 1 < rt < plan.extents[plan.row]:
         row_outer, row_inner = sch.split(spatial_loops[plan.row], [None, rt])
     elif rt == plan.extents[plan.row] and rt > 1:
         row_outer, row_inner = None, spatial_loops[plan.row]
-    outer = [v_outer] + [spatial_loops[k] for k in others if k != plan.row]
+    if row_outer is not None and blocks > 1:
+        row_block, row_outer = sch.split(row_outer, [blocks, None])
+    outer = [row_block] if row_block is not None else []
+    outer += [v_outer] + [spatial_loops[k] for k in others if k != plan.row]
     outer += [row_outer] if row_outer is not None else []
     inner = [row_inner] if row_inner is not None else []
     sch.reorder(*outer, *reduced_loops, *inner, v_inner)
-    par = sch.fuse(*outer) if len(outer) > 1 else outer[0]
-    sch.parallel(par)
+    fused = sch.fuse(*outer) if len(outer) > 1 else outer[0]
+    par.add(sch, fused, main=True)
     cache = sch.cache_write(block, 0, "local")
     if out_dim is not None and out_dim != len(stmt.writes[0].region) - 1:
         # the accumulator's lanes must be contiguous to live in vector registers
         sch.transform_layout(block, ("write", 0), _panel_map(out_dim, vt))
-    sch.reverse_compute_at(cache, par)
+    sch.reverse_compute_at(cache, fused)
     if row_inner is not None:
         sch.unroll(row_inner)
     if vt > 1:
         sch.vectorize(v_inner)
     sch.decompose_reduction(block, reduced_loops[0])
     _vectorize_innermost(sch, cache)
-    return par
+    return fused
 
 
-def _pack(sch: Any, block: Any, index: int, dim: int, tile: int) -> None:
+def _row_tile_bytes(sch: Any, block: Any, plan: _Plan) -> int:
+    """Bytes of the broadcast operands (read with the row variable, not the vector one) per
+    row tile: what a block of row tiles keeps in L2."""
+    stmt = sch.get(block)
+    total = 0
+    for read in stmt.reads:
+        used, _ = _read_uses(read, stmt.iter_vars)
+        if plan.row in used and plan.vector not in used:
+            total += _region_bytes(read) * plan.row_tile // max(1, plan.extents[plan.row])
+    return total
+
+
+def _pack(sch: Any, block: Any, index: int, dim: int, tile: int, par: _Outer) -> None:
     """Copy read `index` of `block` into panels: dimension `dim` (the vector variable's) split
     by `tile`, its outer part first and its inner part last (contiguous)."""
     packed = sch.cache_read(block, index, "global")
@@ -363,7 +433,7 @@ def _pack(sch: Any, block: Any, index: int, dim: int, tile: int) -> None:
     outer, inner = sch.split(loops[dim], [None, tile])
     rest = [loop for d, loop in enumerate(loops) if d != dim]
     sch.reorder(outer, *rest, inner)
-    sch.parallel(outer)
+    par.add(sch, outer)
     sch.vectorize(inner)
 
 
@@ -384,8 +454,8 @@ def _vectorize_innermost(sch: Any, block: Any) -> None:
         sch.vectorize(loops[-1])
 
 
-def _tile_elementwise(sch: Any, block: Any, micro: Micro | None) -> None:
-    """Outer loops fused and parallel, innermost loop vectorised (at most 64 lanes)."""
+def _tile_elementwise(sch: Any, block: Any, par: _Outer, main: bool = False) -> None:
+    """Outer loops fused (added to `par`), innermost loop vectorised (at most 64 lanes)."""
     loops = sch.get_loops(block)
     extents = [int(sch.get(loop).extent) for loop in loops]
     if not loops:
@@ -395,27 +465,32 @@ def _tile_elementwise(sch: Any, block: Any, micro: Micro | None) -> None:
         outer_last, inner_last = sch.split(loops[-1], [None, inner_tile])
         loops = [*loops[:-1], outer_last, inner_last]
     if len(loops) > 1:
-        par = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
-        sch.parallel(par)
+        fused = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+        par.add(sch, fused, main)
     if inner_tile > 1:
         sch.vectorize(loops[-1])
 
 
 def _tiled(
-    sch: Any, block: Any, names: tuple[str, ...], tiles: Mapping[str, int], micro: Micro
+    sch: Any,
+    block: Any,
+    names: tuple[str, ...],
+    tiles: Mapping[str, int],
+    micro: Micro,
+    par: _Outer,
 ) -> Any | None:
-    """Spatial outer loops (fused, parallel), reduced loops, spatial inner loops; the innermost
-    spatial loop is vectorised.  Returns the parallel loop (None when there is none)."""
+    """Spatial outer loops (fused, added to `par`), reduced loops, spatial inner loops; the
+    innermost spatial loop is vectorised.  Returns the fused loop (None when there is none)."""
     loops = sch.get_loops(block)
     iters = sch.get(block).iter_vars
     if len(loops) != len(iters):
-        _tile_elementwise(sch, block, micro)
+        _tile_elementwise(sch, block, par, main=True)
         return None
     spatial = [k for k, it in enumerate(iters) if int(it.iter_type) == 0]
     reduced = [k for k, it in enumerate(iters) if int(it.iter_type) != 0]
     extents = [int(it.dom.extent) for it in iters]
     if not reduced:
-        _tile_elementwise(sch, block, micro)
+        _tile_elementwise(sch, block, par, main=True)
         return None
     defaults = {k: 1 for k in range(len(loops))}
     if spatial:
@@ -438,17 +513,17 @@ def _tiled(
     if len(order) > 1:
         sch.reorder(*order)
     par_loops = [outer[k] for k in spatial if k in outer]
-    par = None
+    fused = None
     if par_loops:
-        par = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
-        sch.parallel(par)
+        fused = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
+        par.add(sch, fused, main=True)
     vec = spatial[-1] if spatial else None
     if vec is not None and vec in inner and extents[vec] > 1:
         sch.vectorize(inner[vec])
     first = next((inner[k] for k in reduced if k in inner), None)
     if first is not None:
         sch.decompose_reduction(block, first)
-    return par
+    return fused
 
 
 def tvm_dtype_bytes(dtype: str) -> int:

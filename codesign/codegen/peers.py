@@ -54,6 +54,8 @@ def time_onnxruntime(
     session_options = ort.SessionOptions()
     if threads is not None:
         session_options.intra_op_num_threads = threads
+    # idle workers sleep: a spinning one holds a core into the next contender's runs
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(model), session_options, providers=["CPUExecutionProvider"])
     feeds = {i.name: inputs[i.name] for i in session.get_inputs()}
     runs = _median_runs(lambda: session.run(None, feeds), repeat)

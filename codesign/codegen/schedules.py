@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codesign.codegen.cpu_parallel import costs_for
 from codesign.codegen.cpu_schedule import micro_for, schedule_stage
 from codesign.codegen.group_kernels import with_multi_stage
 from codesign.codegen.te_lower import LoweredCascade
@@ -38,13 +39,16 @@ class ScheduleOptions:
     to a divisor of the loop extent (so no tail loops).  `trials` is MetaSchedule's global trial
     budget and `builder_timeout_s` its per-candidate build timeout (TVM builds are slow on small
     hosts).  `work_dir` holds MetaSchedule's tuning database: records found there are reused,
-    and a kernel that already has one is not tuned again.
+    and a kernel that already has one is not tuned again.  `threads` is the worker count the
+    kernels will run on (the default schedule decides per kernel whether parallelism pays,
+    `codesign.codegen.cpu_parallel`); None: the target's core count.
     """
 
     tiles: Mapping[str, Mapping[str, int]] | None = None
     trials: int = 64
     work_dir: Path | None = None
     builder_timeout_s: float = 180.0
+    threads: int | None = None
 
 
 ScheduleFn = Callable[["IRModule", LoweredCascade, "Target", ScheduleOptions], "IRModule"]
@@ -77,14 +81,20 @@ def default_schedule(
         return dlight_schedule(mod, lowered, target, options)
     tiles = options.tiles or {}
     micro = micro_for(target)
+    costs = costs_for(target, options.threads or _cores(target))
+    weights = frozenset(lowered.weights)
     return tvm.IRModule(
         {
-            stage.symbol: schedule_stage(
-                stage, tiles.get(stage.einsum, {}), micro, frozenset(lowered.weights)
-            )
+            stage.symbol: schedule_stage(stage, tiles.get(stage.einsum, {}), micro, weights, costs)
             for stage in lowered.stages
         }
     )
+
+
+def _cores(target: Target) -> int:
+    """The target's ``num-cores`` (1 when it does not say)."""
+    cores = target.attrs.get("num-cores")
+    return int(cores) if cores is not None else 1
 
 
 # -- dlight ----------------------------------------------------------------------------------
@@ -142,7 +152,7 @@ def metaschedule(
                 target,
                 str(work_dir),
                 max_trials_global=options.trials,
-                num_trials_per_iter=min(options.trials, 64),
+                num_trials_per_iter=trials_per_round(options.trials, len(untuned)),
                 builder=ms.builder.LocalBuilder(timeout_sec=options.builder_timeout_s),
             )
         tuned = tvm.IRModule()
@@ -161,6 +171,13 @@ def metaschedule(
 CHOICES_FILE = "choices.json"
 
 
+def trials_per_round(trials: int, kernels: int) -> int:
+    """MetaSchedule's batch per task round: the global budget shared by the kernels, so its
+    round-robin warm-up (one round per task) reaches every kernel instead of spending a small
+    budget on the first one; at least 2 (an evolutionary batch), at most 64."""
+    return max(2, min(64, -(-trials // max(1, kernels))))
+
+
 def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
     """The best tuning record of `func` in `database`, or None."""
     from tvm.s_tir.meta_schedule.tir_integration import _normalize_mod  # noqa: PLC0415
@@ -171,38 +188,61 @@ def _record(database, func, target):  # noqa: ANN001, ANN202 - TVM objects
 def _choose(
     default: IRModule, tuned: IRModule, lowered: LoweredCascade, target: Target, path: Path
 ) -> dict[str, str]:
-    """Per kernel symbol, "tuned" or "default": the one measured faster (5 runs each, median),
-    read from `path` when it holds a choice for every kernel, else measured and written."""
+    """Per kernel symbol, "tuned" or "default": the one measured faster (3 interleaved rounds
+    of 5 runs each, median), read from `path` when it holds a choice for every kernel made
+    between these very two kernels (their structural hashes: a changed default schedule or
+    a new tuning record is measured again), else measured and written with the medians."""
     import json  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
     import tvm  # noqa: PLC0415
+    from tvm_ffi import structural_hash  # noqa: PLC0415
 
     from codesign.codegen import runner  # noqa: PLC0415
     from codesign.codegen.manifest import manifest  # noqa: PLC0415
 
     symbols = [s.symbol for s in lowered.stages]
+    hashes = {name: [str(structural_hash(m[name])) for m in (default, tuned)] for name in symbols}
     if path.exists():
         saved = json.loads(path.read_text())
-        if all(saved.get(name) in ("tuned", "default") for name in symbols):
-            return {name: saved[name] for name in symbols}
+        if all(
+            isinstance(saved.get(name), dict)
+            and saved[name].get("pick") in ("tuned", "default")
+            and saved[name].get("hashes") == hashes[name]
+            for name in symbols
+        ):
+            return {name: saved[name]["pick"] for name in symbols}
     rng = np.random.default_rng(0)
     values = {
         b.name: rng.standard_normal(b.shape).astype(b.dtype)
         for b in lowered.buffers
         if b.name in (*lowered.inputs, *lowered.weights)
     }
-    medians: dict[str, dict[str, float]] = {}
-    for label, module in (("default", default), ("tuned", tuned)):
-        built = tvm.compile(module, target=target)
-        kernels = manifest(lowered, "llvm", module)  # the default one may pre-pack weights
-        runs = runner.time_stages(built.mod, kernels, values, tvm.cpu(0), repeat=5)
-        medians[label] = {name: float(np.median(t)) for name, t in runs.items()}
+    modules = {"default": default, "tuned": tuned}
+    built = {label: tvm.compile(module, target=target) for label, module in modules.items()}
+    # the default one may pre-pack weights: each build gets its own manifest
+    kernels = {label: manifest(lowered, "llvm", module) for label, module in modules.items()}
+    runs: dict[str, dict[str, list[float]]] = {label: {} for label in modules}
+    for _ in range(3):  # interleaved, so a load change hits both alike
+        for label in modules:
+            got = runner.time_stages(built[label].mod, kernels[label], values, tvm.cpu(0), 5)
+            for name, times in got.items():
+                runs[label].setdefault(name, []).extend(times)
+    medians = {label: {n: float(np.median(t)) for n, t in r.items()} for label, r in runs.items()}
     choices = {
         name: "tuned" if medians["tuned"][name] < medians["default"][name] else "default"
         for name in symbols
     }
-    path.write_text(json.dumps(choices, indent=1) + "\n")
+    record = {
+        name: {
+            "pick": choices[name],
+            "hashes": hashes[name],
+            "default_s": medians["default"][name],
+            "tuned_s": medians["tuned"][name],
+        }
+        for name in symbols
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
     return choices
 
 

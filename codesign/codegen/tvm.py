@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,7 +221,10 @@ def compile_cascade(
 
     tvm_target = _target(target, cuda_arch)
     mod = tvm.IRModule({s.symbol: s.func for s in lowered.stages})
-    mod = apply_schedule(schedule, mod, lowered, tvm_target, options or ScheduleOptions())
+    options = options or ScheduleOptions()
+    if threads is not None and options.threads is None:  # schedule for the count it runs on
+        options = replace(options, threads=threads)
+    mod = apply_schedule(schedule, mod, lowered, tvm_target, options)
     executable = tvm.compile(mod, target=tvm_target)
     if target == "cuda" and "cuda" not in [m.kind for m in executable.mod.imports]:
         raise InputError(f"cascade {cascade.name}: the cuda build holds no CUDA kernels")
