@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from codesign.errors import InputError
 
@@ -152,6 +153,15 @@ def _named_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other bad input (exit status 2).
+
+    The subcommand parsers inherit the class (`add_subparsers` uses the parent's type)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"codesign: error: {message} (`{self.prog} -h` shows the usage)\n")
+
+
 class _Subparsers:
     """Forwards ``add_parser`` for the wanted command only; other names are stubs already."""
 
@@ -168,7 +178,7 @@ class _Subparsers:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser, with `command`'s arguments (every command's for ``"*"``, none for None)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codesign",
         description="Hardware/software co-design over an Einsum-cascade IR.",
     )
