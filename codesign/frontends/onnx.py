@@ -82,11 +82,24 @@ def import_onnx(
     model, label = _read(source)
     if not model.graph.output:
         raise InputError(f"{label}: not a valid ONNX model (the graph has no outputs)")
+    _check_default_opset(model, label)
     input_shapes = _input_shapes(model, dict(dims or {}), label)
     inferred = _infer_shapes(model, input_shapes)
     graph_name = name or model.graph.name or (Path(label).stem if label != "<model>" else "model")
     importer = _Importer(model, input_shapes, inferred, label, CascadeBuilder(graph_name))
     return importer.run()
+
+
+def _check_default_opset(model: onnx.ModelProto, label: str) -> None:
+    """Standard ops mean what their opset version says: without one the model is invalid."""
+    if any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        return
+    node = next((n for n in model.graph.node if n.domain in ("", "ai.onnx")), None)
+    if node is not None:
+        raise InputError(
+            f"{label}: not a valid ONNX model (node {node.name or node.op_type!r} is a standard "
+            f"op, but the model imports no opset of the default domain)"
+        )
 
 
 def _read(source: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
