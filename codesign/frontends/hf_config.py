@@ -311,7 +311,8 @@ def load_hf_config(spec: str | Path, name: str | None = None) -> LLMConfig:
     """
     path = config_path(spec)
     if path is None or not path.is_file():
-        raise InputError(f"{spec}: no {CONFIG_NAME} there")
+        where = f"no {CONFIG_NAME} in this directory" if Path(spec).is_dir() else "no such file"
+        raise InputError(f"{spec}: {where}")
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
