@@ -1,0 +1,94 @@
+"""Bad inputs found by a new-user walk through the README and docs: each is one line, exit 2.
+
+Complements tests/test_hardening.py (same `refused` contract): argparse usage errors, an ONNX
+model without a default-domain opset, a missing LLM config path, and a DSE compression
+pipeline that does not parse.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from onnx import TensorProto, helper
+
+from codesign.cli.main import main
+
+GEMM = "gemm:M=8,N=8,K=8"
+MLP = pathlib.Path("examples/models/mlp.onnx").resolve()
+TPU = pathlib.Path("examples/hw/tpu_like.yaml").resolve()
+
+
+def refused(capsys, argv: list[str], *names: str) -> str:
+    """Run `argv` (argparse errors exit through SystemExit); one stderr line naming `names`."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert status == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("codesign: error: "), captured.err
+    for name in names:
+        assert name in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, names",
+    [(["map", GEMM, "--hw", "tpu_like", "--objective", "speed"], ["--objective", "map -h"]),
+     (["graph", "nosuch", "--hw", "piuma", "--graph", "rmat:scale=4"], ["nosuch", "graph -h"]),
+     (["stats", "--llm", "llama-2-7b", "--phase", "middle"], ["--phase", "middle"]),
+     (["nosuchcommand"], ["nosuchcommand"]),
+     ([], ["command"]),
+     (["map", GEMM, "--hw", "tpu_like", "--evaluations", "many"], ["--evaluations", "many"])],
+)  # fmt: skip
+def test_argparse_usage_errors_are_one_line_naming_the_option(capsys, argv, names):
+    refused(capsys, argv, *names)
+
+
+def test_onnx_without_a_default_domain_opset_is_refused_not_read_as_opset_1(capsys, tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("com.example", 1)])
+    path = tmp_path / "noopset.onnx"
+    path.write_bytes(model.SerializeToString())
+    refused(capsys, ["stats", str(path)], str(path), "'r'", "opset")
+
+
+def test_missing_llm_config_file_says_no_such_file(capsys, tmp_path):
+    missing = tmp_path / "config.json"
+    refused(
+        capsys, ["roofline", "--llm", str(missing), "--hw", "a100"], str(missing), "no such file"
+    )
+    refused(capsys, ["roofline", "--llm", str(tmp_path), "--hw", "a100"], "no config.json in")
+
+
+def test_dse_compression_that_does_not_parse_is_a_space_file_error(capsys, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        f"name: t\nhardware: {TPU}\n"
+        "axes:\n  - {name: a, paths: [levels.1.size_bytes], values: [1024]}\n"
+        f"workloads:\n  - {{name: m, model: {MLP}}}\n"
+        "objectives: [latency]\n"
+        'compression:\n  - ["none", "quantize{bits="]\n'
+    )
+    out = tmp_path / "out"
+    line = refused(
+        capsys, ["dse", str(space), "--out", str(out)], f"{space}:9", "compression[0][1]"
+    )
+    assert "quantize{bits=" in line
+    assert not out.exists(), "a refused space wrote its output directory"
+
+
+def test_dse_compression_with_an_unknown_pass_option_is_a_space_file_error(capsys, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        f"name: t\nhardware: {TPU}\n"
+        f"workloads:\n  - {{name: m, model: {MLP}}}\n"
+        'compression:\n  - ["quantize{bitz=4}"]\n'
+    )
+    refused(
+        capsys, ["dse", str(space), "--out", str(tmp_path / "out")], "compression[0][0]", "bitz"
+    )
