@@ -138,8 +138,28 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _read_inputs(path: str) -> dict[str, Any]:
+    """The arrays of an ``.npz`` archive (np.savez) by input name; InputError otherwise."""
+    import zipfile
+
     import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read inputs ({exc})") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        raise InputError(f"{path}: not an .npz archive (np.savez writes one)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: one array (.npy); --inputs takes an .npz of arrays by name")
+    try:
+        with data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: cannot read inputs ({exc})") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
 
     from codesign.cli.passes_opt import apply_passes, parse_passes, passes_json, passes_text
     from codesign.ir.inputs import interpreter_bytes, sample_inputs
@@ -149,14 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = parse_passes(args.passes)
     cascade = load_from_args(args)
     check_memory(interpreter_bytes(cascade), f"run {cascade.name}")  # before sampling inputs
-    if args.inputs:
-        try:
-            with np.load(args.inputs) as data:
-                inputs = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{args.inputs}: cannot read inputs ({exc})") from None
-    else:
-        inputs = sample_inputs(cascade, args.seed)
+    inputs = _read_inputs(args.inputs) if args.inputs else sample_inputs(cascade, args.seed)
     inputs.update(_random_weights(cascade, inputs, args.seed))
     if pipeline is not None:
         # the passes rewrite weights, so every weight the run uses becomes cascade data
