@@ -231,8 +231,7 @@ def parse_topology_text(
 
 def load_topology(path: str | Path, kind: TopologyKind | None = None) -> tuple[ScaleSimLayer, ...]:
     """Read a SCALE-Sim topology ``.csv``; errors read ``file:line: what``."""
-    text, name = read_utf8(path), Path(path).name
-    return parse_topology_text(text, source=name, kind=kind)
+    return parse_topology_text(read_utf8(path), source=str(path), kind=kind)
 
 
 # ---------------------------------------------------------------------------------- to the IR

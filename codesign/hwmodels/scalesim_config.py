@@ -202,5 +202,4 @@ def parse_config_text(text: str, source: str = "<config>") -> ScaleSimConfig:
 
 def load_config(path: str | Path) -> ScaleSimConfig:
     """Read a SCALE-Sim ``.cfg`` file; errors name the file and the section/key."""
-    text, name = read_utf8(path), Path(path).name
-    return parse_config_text(text, source=name)
+    return parse_config_text(read_utf8(path), source=str(path))
