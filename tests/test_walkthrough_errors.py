@@ -92,3 +92,37 @@ def test_dse_compression_with_an_unknown_pass_option_is_a_space_file_error(capsy
     refused(
         capsys, ["dse", str(space), "--out", str(tmp_path / "out")], "compression[0][0]", "bitz"
     )
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [("npy", "one array (.npy)"), ("text", "not an .npz archive"), ("empty", "not an .npz archive"),
+     ("truncated", "not an .npz archive"), ("object", "Object arrays")],
+)  # fmt: skip
+def test_run_inputs_that_are_not_an_npz_of_arrays_are_refused(capsys, tmp_path, content, says):
+    import io
+
+    import numpy as np
+
+    x = np.zeros((8, 784), np.float32)
+    path = tmp_path / "inputs.npz"
+    if content == "npy":
+        with path.open("wb") as f:
+            np.save(f, x)
+    elif content == "text":
+        path.write_text("hello")
+    elif content == "empty":
+        path.write_bytes(b"")
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, x=np.array([object()], dtype=object) if content == "object" else x)
+        data = buffer.getvalue()
+        path.write_bytes(data[:200] if content == "truncated" else data)
+    refused(capsys, ["run", str(MLP), "--no-compare", "--inputs", str(path)], str(path), says)
+
+
+def test_scalesim_errors_name_the_path_as_given(capsys, tmp_path):
+    topology = tmp_path / "topo.csv"
+    topology.write_text("Layer, M, N, K,\ng64, 64, x, 64,\n")
+    cfg = "tests/data/scalesim/ws_32x32.cfg"
+    refused(capsys, ["map", str(topology), "--hw", cfg, "--model", "cycle"], f"{topology}:2", "'x'")
