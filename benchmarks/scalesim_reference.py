@@ -324,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         _peer_worker(args.peer_worker, args.gemm)
         return 0
 
+    if not Path(args.peer_python).is_file():
+        parser.error(
+            f"--peer-python {args.peer_python}: no such interpreter; install SCALE-Sim in a peer "
+            "venv first: python -m venv /tmp/peers-scalesim && /tmp/peers-scalesim/bin/pip "
+            f'install scalesim=={SCALESIM_VERSION} "numpy<2.3"'
+        )
     if not args.no_codesign:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     cases = [c for c in CASES if (not args.only or c.case_id in args.only)]
