@@ -72,6 +72,11 @@ def run_serving(
         raise InputError("--tp/--pp analyse a serving scenario: give --generate N too")
     if getattr(args, "both_phases", False) or args.phase != "prefill" or args.kv_len is not None:
         raise InputError("--generate covers both phases: drop --phase/--both-phases/--kv-len")
+    for flag, value, least in (("--generate", args.generate, 1), ("--tp", args.tp, 1),
+                               ("--pp", args.pp, 1), ("--decode-samples", args.decode_samples, 1),
+                               ("--microbatches", args.microbatches, 0)):  # fmt: skip
+        if value < least:
+            raise InputError(f"{flag} {value}: must be at least {least}")
     config = resolve_llm(args.llm)
     scenario = Scenario(args.batch, args.seq, args.generate, args.decode_samples)
     parallelism = Parallelism(args.tp, args.pp, args.microbatches)

@@ -21,6 +21,7 @@ needs third-generation NVSwitch (Hopper), so on A100 the ring is NCCL's small-me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -124,8 +125,8 @@ def interconnect_preset(name: str) -> Interconnect:
 
 def custom_link(bandwidth_gbps: float, latency_us: float) -> Interconnect:
     """A link given on the command line (die-to-die, custom fabric)."""
-    if bandwidth_gbps <= 0 or latency_us < 0:
-        raise InputError(
-            f"link: bandwidth {bandwidth_gbps} GB/s must be > 0 and latency {latency_us} us >= 0"
-        )
+    if not (math.isfinite(bandwidth_gbps) and bandwidth_gbps > 0):
+        raise InputError(f"--link-gbps {bandwidth_gbps}: must be a finite bandwidth > 0")
+    if not (math.isfinite(latency_us) and latency_us >= 0):
+        raise InputError(f"--link-latency-us {latency_us}: must be a finite latency >= 0")
     return Interconnect("custom", bandwidth_gbps * 1e9, latency_us * 1e-6, "command line")
