@@ -61,8 +61,15 @@ def resolve_card(text: str | Path, root: Path = PRESET_DIR) -> Path:
     if path.is_file():
         return path
     if is_card_path(str(text)):
-        raise InputError(f"{text}: no such hardware file")
+        what = (
+            "is a directory, expected a hardware card file"
+            if path.is_dir()
+            else "no such hardware file"
+        )
+        raise InputError(f"{text}: {what}")
     found = preset_path(str(text), root)
+    if found is None and path.is_dir():
+        raise InputError(f"{text}: is a directory, expected a hardware card file or a preset name")
     if found is None:
         raise InputError(
             f"unknown hardware {str(text)!r}: not a file, and not a preset "
