@@ -126,3 +126,20 @@ def test_scalesim_errors_name_the_path_as_given(capsys, tmp_path):
     topology.write_text("Layer, M, N, K,\ng64, 64, x, 64,\n")
     cfg = "tests/data/scalesim/ws_32x32.cfg"
     refused(capsys, ["map", str(topology), "--hw", cfg, "--model", "cycle"], f"{topology}:2", "'x'")
+
+
+@pytest.mark.parametrize(
+    "flags, names",
+    [(["--tp", "2", "--link-gbps", "nan"], ["--link-gbps", "nan"]),
+     (["--tp", "2", "--link-gbps", "inf"], ["--link-gbps", "inf"]),
+     (["--tp", "2", "--link-gbps", "100", "--link-latency-us", "nan"], ["--link-latency-us"]),
+     (["--tp", "0"], ["--tp 0"]),
+     (["--pp", "2", "--microbatches", "-1"], ["--microbatches -1"])],
+)  # fmt: skip
+def test_serving_flags_out_of_range_or_not_finite_are_refused_naming_the_flag(capsys, flags, names):
+    argv = ["roofline", "--llm", "llama-2-7b", "--hw", "a100", "--generate", "4", *flags]
+    refused(capsys, argv, *names)
+
+
+def test_hw_directory_is_refused_as_a_directory(capsys, tmp_path):
+    refused(capsys, ["map", GEMM, "--hw", str(tmp_path), "-q"], str(tmp_path), "is a directory")
