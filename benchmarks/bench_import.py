@@ -135,6 +135,11 @@ def main() -> int:
     parser.add_argument("--startup", action="store_true", help="time whole processes")
     parser.add_argument("--scalesim-python", help="python of a peer venv with scalesim")
     args = parser.parse_args()
+    if args.scalesim_python and not Path(args.scalesim_python).is_file():
+        parser.error(
+            f"--scalesim-python {args.scalesim_python}: no such interpreter "
+            "(benchmarks/scalesim_reference.py says how to make the peer venv)"
+        )
     if args.startup:
         startup(args.repeat or 10, args.scalesim_python)
         return 0

@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeat must be at least 1")
     if not args.zigzag_python:
         parser.error("give --zigzag-python (or ZIGZAG_PYTHON): the peer venv's python")
+    if not Path(args.zigzag_python).is_file():
+        parser.error(
+            f"--zigzag-python {args.zigzag_python}: no such interpreter (make the peer "
+            "venv first: docs/zigzag_comparison.md)"
+        )
 
     # The editable install can resolve `codesign` as a namespace package when this script's
     # folder leads sys.path; put the repository first.
