@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from codesign.errors import InputError
+from codesign.limits import check_yaml_expansion
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,9 @@ _TaggedLoader.add_multi_constructor("!", _tagged)
 def read_section(path: str | Path, key: str) -> Any:
     path = Path(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
+        text = path.read_text()
+        check_yaml_expansion(yaml.compose(text), path)
+        data = yaml.load(text, Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or key not in data:

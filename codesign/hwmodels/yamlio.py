@@ -19,6 +19,7 @@ import pydantic
 import yaml
 
 from codesign.errors import InputError, read_utf8
+from codesign.limits import check_yaml_expansion
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -108,6 +109,7 @@ def load_validated(path: str | Path, model: type[ModelT]) -> ModelT:
     text = read_utf8(path)
     try:
         root = yaml.compose(text)
+        check_yaml_expansion(root, path)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
