@@ -143,3 +143,43 @@ def test_serving_flags_out_of_range_or_not_finite_are_refused_naming_the_flag(ca
 
 def test_hw_directory_is_refused_as_a_directory(capsys, tmp_path):
     refused(capsys, ["map", GEMM, "--hw", str(tmp_path), "-q"], str(tmp_path), "is a directory")
+
+
+def _laughs(levels: int, key: str) -> str:
+    """A YAML whose nested aliases expand to 9**levels scalars ("billion laughs")."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join([*lines, f"{key}: *a{levels}", ""])
+
+
+@pytest.mark.parametrize("text", [_laughs(8, "name"), "name: &a [x, *a]\n"])
+def test_yaml_cards_whose_aliases_explode_or_recurse_are_refused_quickly(capsys, tmp_path, text):
+    card = tmp_path / "card.yaml"
+    card.write_text(text)
+    refused(capsys, ["map", GEMM, "--hw", str(card), "-q"], str(card), "aliases")
+
+
+@pytest.mark.parametrize("text", [_laughs(8, "architecture"), "architecture: &a {x: [*a]}\n"])
+def test_timeloop_files_whose_aliases_explode_or_recurse_are_refused(capsys, tmp_path, text):
+    design = pathlib.Path("tests/data/timeloop/ispass_03_3level_bypass")
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(text)
+    argv = ["map", "--timeloop-arch", str(arch), "--timeloop-map", str(design / "map.yaml"),
+            "--timeloop-problem", str(design / "problem.yaml"),
+            "--timeloop-ert", str(design / "ERT.yaml")]  # fmt: skip
+    refused(capsys, argv, str(arch), "aliases")
+
+
+def test_yaml_anchors_of_ordinary_size_still_load(tmp_path):
+    from codesign.hwmodels import load_hardware
+
+    text = TPU.read_text().replace("energy_table: ert/", f"energy_table: {TPU.parent}/ert/")
+    first = "{name: dram, kind: dram, word_bits: 8,"
+    second = "{name: sram_2MB, kind: sram, size_bytes: 2097152, word_bits: 8,"
+    assert first in text and second in text
+    text = text.replace(first, first.replace("8,", "&w 8,")).replace(
+        second, second.replace("word_bits: 8,", "word_bits: *w,")
+    )
+    card = tmp_path / "card.yaml"
+    card.write_text(text)
+    assert load_hardware(card).levels == load_hardware(TPU).levels
