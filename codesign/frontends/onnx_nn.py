@@ -23,6 +23,7 @@ from codesign.frontends.onnx_ops import (
     _operands,
     _register,
     attrs,
+    axis_in_range,
     elementwise,
     hint,
 )
@@ -493,9 +494,9 @@ def _softmax_axes(ctx: LoweringContext, node: onnx.NodeProto, rank: int) -> list
     """opset < 13 coerces to 2-D at `axis` (default 1): normalise over axes axis..rank-1;
     opset >= 13 normalises over the one `axis` (default -1)."""
     if ctx.opset < 13:
-        axis = int(attrs(node).get("axis", 1)) % rank
+        axis = axis_in_range(int(attrs(node).get("axis", 1)), rank)
         return list(range(axis, rank))
-    return [int(attrs(node).get("axis", -1)) % rank]
+    return [axis_in_range(int(attrs(node).get("axis", -1)), rank)]
 
 
 @_register("Softmax", "LogSoftmax")
@@ -540,7 +541,7 @@ def _reduce(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tu
         if int(a.get("noop_with_empty_axes", 0)):
             return (x,)
         axes = list(range(len(shape)))
-    axes = sorted({k % len(shape) for k in axes})
+    axes = sorted({axis_in_range(k, len(shape)) for k in axes})
     keep = bool(a.get("keepdims", 1))
     scale = 1.0 / math.prod(shape[k] for k in axes) if node.op_type == "ReduceMean" else None
     return (b.reduce(hint(node), x, axes, _REDUCE[node.op_type], keep, node.op_type, scale),)

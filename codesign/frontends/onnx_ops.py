@@ -34,6 +34,14 @@ class UnsupportedNode(Exception):
     """The node uses an attribute value or a dynamic input this frontend cannot lower."""
 
 
+def axis_in_range(value: int, rank: int, what: str = "axis") -> int:
+    """ONNX `value` in ``-rank..rank-1`` (negative counts from the end) as ``0..rank-1``; an
+    out-of-range value is refused, never wrapped."""
+    if not -rank <= value < rank:
+        raise UnsupportedNode(f"{what} {value} out of range for rank {rank}")
+    return value % rank
+
+
 class LoweringContext:
     """Mutable state of one import: constant values and the tensor of each ONNX value."""
 

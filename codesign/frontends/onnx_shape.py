@@ -20,6 +20,7 @@ from codesign.frontends.onnx_ops import (
     _ints,
     _register,
     attrs,
+    axis_in_range,
     hint,
 )
 from codesign.ir.builder import CascadeBuilder, iter_vars, var_access
@@ -76,7 +77,11 @@ def _squeeze(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> t
     x = ctx.tensor(node.input[0])
     shape = b.shape(x)
     axes = _axes(ctx, node, 1)
-    drop = {k % len(shape) for k in axes} if axes else {k for k, n in enumerate(shape) if n == 1}
+    drop = (
+        {axis_in_range(k, len(shape)) for k in axes}
+        if axes
+        else {k for k, n in enumerate(shape) if n == 1}
+    )
     if any(shape[k] != 1 for k in drop):
         raise UnsupportedNode(f"cannot squeeze axes {sorted(drop)} of {shape}")
     out = [n for k, n in enumerate(shape) if k not in drop]
@@ -91,7 +96,7 @@ def _unsqueeze(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) ->
     if not axes:
         raise UnsupportedNode("no axes")
     rank = len(shape) + len(axes)
-    for k in sorted(a % rank for a in axes):
+    for k in sorted(axis_in_range(a, rank) for a in axes):
         shape.insert(k, 1)
     return (_reshape_to(b, hint(node), x, shape, "Unsqueeze"),)
 
@@ -100,7 +105,12 @@ def _unsqueeze(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) ->
 def _transpose(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tuple[str, ...]:
     x = ctx.tensor(node.input[0])
     rank = len(b.shape(x))
-    perm = [int(p) % rank for p in attrs(node).get("perm", range(rank - 1, -1, -1))]
+    perm = [
+        axis_in_range(int(p), rank, "perm entry")
+        for p in attrs(node).get("perm", range(rank - 1, -1, -1))
+    ]
+    if sorted(perm) != list(range(rank)):
+        raise UnsupportedNode(f"perm {perm} is not a permutation of 0..{rank - 1}")
     if perm == list(range(rank)):
         return (x,)
     return (b.transpose(hint(node), x, perm, src="Transpose"),)
@@ -113,7 +123,16 @@ def _concat(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tu
     xs = [ctx.tensor(n) for n in nonempty]
     if len(xs) == 1:
         return (xs[0],)
-    return (b.concat(hint(node), xs, int(attrs(node)["axis"]), src="Concat"),)
+    shapes = [b.shape(x) for x in xs]
+    axis = axis_in_range(int(attrs(node)["axis"]), len(shapes[0]))
+    for x, shape in zip(xs, shapes, strict=True):
+        if len(shape) != len(shapes[0]) or any(
+            n != m for k, (n, m) in enumerate(zip(shape, shapes[0], strict=True)) if k != axis
+        ):
+            raise UnsupportedNode(
+                f"input {x} {tuple(shape)} does not fit {tuple(shapes[0])} off axis {axis}"
+            )
+    return (b.concat(hint(node), xs, axis, src="Concat"),)
 
 
 def _slice_axis(dim: int, start: int, end: int, step: int) -> tuple[int, int, int]:
@@ -142,7 +161,7 @@ def _slice(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tup
         steps = _ints(steps_v) if steps_v is not None else [1] * len(starts)
     first, stride, count = [0] * len(shape), [1] * len(shape), list(shape)
     for axis, st, en, sp in zip(axes, starts, ends, steps, strict=True):
-        k = axis % len(shape)
+        k = axis_in_range(axis, len(shape))
         first[k], stride[k], count[k] = _slice_axis(shape[k], st, en, sp)
     if any(n <= 0 for n in count):
         raise UnsupportedNode(f"slice of {shape} is empty")
@@ -156,7 +175,7 @@ def _split(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tup
     x = ctx.tensor(node.input[0])
     shape = b.shape(x)
     a = attrs(node)
-    axis = int(a.get("axis", 0)) % len(shape)
+    axis = axis_in_range(int(a.get("axis", 0)), len(shape))
     sizes_v = _const_input(ctx, node, 1, "split") if ctx.opset >= 13 else None
     sizes = _ints(sizes_v) if sizes_v is not None else list(a.get("split", []))
     n_out = len(node.output)
@@ -182,10 +201,10 @@ def _gather(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tu
     """``Y[d..., i..., e...] = X[d..., I[i...], e...]``; a constant scalar index is a view."""
     x = ctx.tensor(node.input[0])
     shape = b.shape(x)
-    axis = int(attrs(node).get("axis", 0)) % len(shape)
+    axis = axis_in_range(int(attrs(node).get("axis", 0)), len(shape))
     const = ctx.const(node.input[1])
     if const is not None and const.ndim == 0:
-        k = int(const) % shape[axis]
+        k = axis_in_range(int(const), shape[axis], "index")
         out_shape = [n for d, n in enumerate(shape) if d != axis]
         vs = iter_vars(len(out_shape))
         idx: list[IndexExpr] = [Affine.var(v) for v in vs]
@@ -249,7 +268,7 @@ def _pad(b: CascadeBuilder, node: onnx.NodeProto, ctx: LoweringContext) -> tuple
         v = _const_input(ctx, node, 2, "constant_value")
         value = float(np.asarray(v).reshape(-1)[0]) if v is not None and v.size else 0.0
         ax = _const_input(ctx, node, 3, "axes")
-        axes = [k % rank for k in _ints(ax)] if ax is not None else list(range(rank))
+        axes = [axis_in_range(k, rank) for k in _ints(ax)] if ax is not None else list(range(rank))
     begin, end = [0] * rank, [0] * rank
     for j, k in enumerate(axes):
         begin[k], end[k] = pads[j], pads[j + len(axes)]
