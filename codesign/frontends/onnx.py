@@ -333,7 +333,12 @@ class _Importer:
         read_by_nodes = {name for n in graph.node for name in n.input}
         seen: set[str] = set()
         for value in graph.output:
-            tensor = ctx.tensor(value.name)
+            try:
+                tensor = ctx.tensor(value.name)
+            except KeyError:
+                raise InputError(
+                    f"{self.label}: graph output {value.name!r} is not produced by any node"
+                ) from None
             spec = self.b.spec(tensor)
             want = sanitize(value.name)
             needs_copy = (
