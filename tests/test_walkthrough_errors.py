@@ -183,3 +183,32 @@ def test_yaml_anchors_of_ordinary_size_still_load(tmp_path):
     card = tmp_path / "card.yaml"
     card.write_text(text)
     assert load_hardware(card).levels == load_hardware(TPU).levels
+
+
+def _one_node_model(path: pathlib.Path, node, inputs, output_shape=None, output="y", inits=()):
+    values = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, output_shape)
+    graph = helper.make_graph([node], "g", values, [out], initializer=list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "node, inputs, output, says",
+    [(helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=[0, 0]), [("x", [2, 3])], "y",
+      ["'tr'", "not a permutation"]),
+     (helper.make_node("Softmax", ["x"], ["y"], name="sm", axis=5), [("x", [2, 3])], "y",
+      ["'sm'", "axis 5 out of range"]),
+     (helper.make_node("ReduceMean", ["x"], ["y"], name="rs", axes=[-3]), [("x", [2, 3])], "y",
+      ["'rs'", "axis -3"]),
+     (helper.make_node("Concat", ["x", "z"], ["y"], name="cat", axis=0),
+      [("x", [2, 3]), ("z", [2, 4])], "y", ["'cat'", "does not fit"]),
+     (helper.make_node("Relu", ["x"], ["y"], name="r"), [("x", [2, 3])], "nosuch",
+      ["'nosuch'", "not produced"])],
+)  # fmt: skip
+def test_onnx_axes_perms_concats_and_outputs_out_of_range_are_refused_not_wrapped(
+    capsys, tmp_path, node, inputs, output, says
+):
+    path = _one_node_model(tmp_path / "m.onnx", node, inputs, output=output)
+    refused(capsys, ["stats", path], path, *says)
