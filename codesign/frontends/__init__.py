@@ -57,12 +57,15 @@ def load_model(spec: str | os.PathLike[str], dims: Mapping[str, int] | None = No
         return load_onnx(path, dims=dims)
     if suffix in (".ein", ".cascade"):
         from codesign.ir.parser import parse_cascade
+        from codesign.ir.verify import VerifyError, verify
 
         text = read_utf8(path)
         try:
-            return parse_cascade(text)
-        except InputError as exc:
-            raise InputError(f"{spec}: {exc}") from None
+            cascade = parse_cascade(text)
+            verify(cascade)  # a hand-written file may break what the builders guarantee
+        except (InputError, VerifyError) as exc:
+            raise InputError(f"{spec}: {str(exc).splitlines()[0]}") from None
+        return cascade
     if suffix == ".csv":
         from codesign.frontends.scalesim import load_topology_cascade
 
