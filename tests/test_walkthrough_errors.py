@@ -212,3 +212,23 @@ def test_onnx_axes_perms_concats_and_outputs_out_of_range_are_refused_not_wrappe
 ):
     path = _one_node_model(tmp_path / "m.onnx", node, inputs, output=output)
     refused(capsys, ["stats", path], path, *says)
+
+
+@pytest.mark.parametrize(
+    "old, new, says",
+    [("input x: f32[D0=8,D1=784]", "input x: f32[D0=0,D1=784]", "non-positive dimension"),
+     ("relu(linear[d0,d1])", "relu(nosuch[d0,d1])", "nosuch is not declared"),
+     ("relu(linear[d0,d1])", "relu(linear[d0,d1,d0])", "3 indices"),
+     ("node_relu (Relu): relu[d0,d1]", "node_relu (Relu): logits[d0,d1]", "before any einsum")],
+)  # fmt: skip
+def test_ein_files_that_break_ir_invariants_are_refused_naming_the_file(
+    capsys, tmp_path, old, new, says
+):
+    from codesign import load, print_cascade
+
+    text = print_cascade(load(str(MLP)))
+    assert old in text
+    path = tmp_path / "m.ein"
+    path.write_text(text.replace(old, new))
+    for command in (["stats"], ["run", "--no-compare"]):
+        refused(capsys, [command[0], str(path), *command[1:]], str(path), says)
