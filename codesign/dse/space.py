@@ -37,9 +37,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from codesign.errors import InputError
 from codesign.hwmodels.yamlio import input_error, load_validated
 
 Scalar = int | float | str | bool
+
+MAX_AXIS_POINTS = 10_000
+"""Most values one range axis may expand to (a grid over several is their product)."""
 
 
 class _Strict(BaseModel):
@@ -53,6 +57,11 @@ class RangeSpec(_Strict):
     stop: float
     step: Annotated[float, Field(gt=0)]
 
+    @model_validator(mode="after")
+    def _some_points(self) -> RangeSpec:
+        _check_count((self.stop - self.start) / self.step, self.start, self.stop)
+        return self
+
 
 class LogRangeSpec(_Strict):
     """``start, start*base, ...`` up to and including ``stop``."""
@@ -60,6 +69,19 @@ class LogRangeSpec(_Strict):
     start: Annotated[float, Field(gt=0)]
     stop: Annotated[float, Field(gt=0)]
     base: Annotated[float, Field(gt=1)] = 2.0
+
+    @model_validator(mode="after")
+    def _some_points(self) -> LogRangeSpec:
+        _check_count(math.log(self.stop / self.start, self.base), self.start, self.stop)
+        return self
+
+
+def _check_count(steps: float, start: float, stop: float) -> None:
+    """A range of ``steps + 1`` values must hold at least one and at most `MAX_AXIS_POINTS`."""
+    if stop < start:
+        raise ValueError(f"empty range: stop {stop} is below start {start}")
+    if steps + 1 > MAX_AXIS_POINTS:
+        raise ValueError(f"about {steps + 1:.3g} values, more than {MAX_AXIS_POINTS:,} per axis")
 
 
 class AxisSpec(_Strict):
@@ -286,7 +308,6 @@ def _pipelines(stages: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
 
 def _check_compression(path: Path, stages: tuple[tuple[str, ...], ...]) -> None:
     """A pipeline fragment that does not parse is an error of the space file, not of a point."""
-    from codesign.errors import InputError
     from codesign.passes.pipeline import parse_pipeline
 
     for i, stage in enumerate(stages):
@@ -311,7 +332,16 @@ def load_space(path: str | Path) -> Space:
         )
         for w in spec.workloads
     )  # fmt: skip
+    if not Path(base / spec.hardware).is_file():
+        raise input_error(path, ("hardware",), f"no such hardware card {base / spec.hardware}")
     for index, w in enumerate(workloads):
+        if w.llm is not None:
+            from codesign.frontends.llm import resolve_llm
+
+            try:
+                resolve_llm(w.llm)
+            except InputError as exc:
+                raise input_error(path, ("workloads", index, "llm"), str(exc)) from None
         if w.model_path is not None and not w.model_path.startswith(("gemm:", "conv:")):
             if not Path(w.model_path).is_file():
                 raise input_error(
