@@ -232,3 +232,28 @@ def test_ein_files_that_break_ir_invariants_are_refused_naming_the_file(
     path.write_text(text.replace(old, new))
     for command in (["stats"], ["run", "--no-compare"]):
         refused(capsys, [command[0], str(path), *command[1:]], str(path), says)
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [("axes:\n  - {name: a, paths: [levels.1.size_bytes], range: {start: 10, stop: 1, step: 1}}\n",
+      ["axes[0].range", "empty range"]),
+     ("axes:\n  - {name: a, paths: [levels.1.size_bytes], log_range: {start: 8, stop: 2}}\n",
+      ["axes[0].log_range", "empty range"]),
+     ("axes:\n  - {name: a, paths: [levels.1.size_bytes], range: {start: 0, stop: 1e9, step: 1}}\n",
+      ["axes[0].range", "more than 10,000"])],
+)  # fmt: skip
+def test_dse_ranges_that_are_empty_or_huge_are_space_file_errors(capsys, tmp_path, extra, says):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        f"name: t\nhardware: {TPU}\nworkloads:\n  - {{name: m, model: {MLP}}}\n{extra}"
+    )
+    refused(capsys, ["dse", str(space), "--out", str(tmp_path / "out")], f"{space}:6", *says)
+
+
+def test_dse_missing_hardware_and_unknown_llm_are_space_file_errors(capsys, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(f"name: t\nhardware: nosuch.yaml\nworkloads:\n  - {{name: m, model: {MLP}}}\n")
+    refused(capsys, ["dse", str(space), "--out", str(tmp_path / "o")], f"{space}:2", "nosuch.yaml")
+    space.write_text(f"name: t\nhardware: {TPU}\nworkloads:\n  - {{name: l, llm: nosuch-llm}}\n")
+    refused(capsys, ["dse", str(space), "--out", str(tmp_path / "o")], "workloads[0].llm", "nosuch")
