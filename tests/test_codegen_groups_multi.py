@@ -151,8 +151,9 @@ def test_exported_recurrence_library_runs_its_steps_in_order(tmp_path, capsys):
     [
         (("y_init: y[p,0] = x[p,0] * 0.5", "y_init: y[p,0] = max[t:3] x[p,t]"),
          "einsum y_init: initialises recurrence state y with a reduction"),
+        # refused when the file is loaded (.ein files are verified), before codegen sees it
         (("  y_step:", "  z: z[p,t] = y[p,t] over {t:4}\n  y_step:"),
-         "einsum z: reads recurrence state y between its initialisation and its step"),
+         "einsum z: reads y where the later einsum y_step writes it"),
     ],
 )  # fmt: skip
 def test_an_unsupported_recurrence_form_exits_2_with_one_line(tmp_path, capsys, edit, message):
