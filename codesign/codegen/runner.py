@@ -48,10 +48,16 @@ def configure_threads(threads: int) -> int:
     import tvm  # noqa: F401, PLC0415 - registers the runtime functions
     import tvm_ffi  # noqa: PLC0415
 
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    pinnable = hasattr(os, "sched_getaffinity")
+    allowed = sorted(os.sched_getaffinity(0)) if pinnable else [0]
     # TVM sizes a new pool from the length of this list: one entry per thread
     cpus = [str(allowed[i % len(allowed)]) for i in range(threads)]
     tvm_ffi.get_global_func("runtime.config_threadpool")(SHARE_ALL_CORES, threads, cpus)
+    if pinnable:
+        # TVM also pins the calling thread to the listed CPUs: with one thread, to the first
+        # CPU -- for good, and every thread created later (a later 2-worker pool's kernels,
+        # onnxruntime's and torch's workers) inherits that mask.  Give it back its CPUs.
+        os.sched_setaffinity(0, allowed)
     return int(tvm_ffi.get_global_func("runtime.NumThreads")())
 
 
