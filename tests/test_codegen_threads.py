@@ -89,6 +89,19 @@ def test_lowering_and_regrowing_within_the_pool_size_is_allowed():
     assert _in_fresh_thread(shrink) == 2
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs sched_getaffinity")
+def test_one_worker_does_not_pin_the_calling_thread_to_one_cpu():
+    # TVM pins the caller to the CPUs it configures: after a 1-thread pool every later 2-thread
+    # run (TVM's, onnxruntime's, torch's workers inherit the mask) would share one core
+    def masks() -> tuple[set[int], set[int]]:
+        before = os.sched_getaffinity(0)
+        runner.configure_threads(1)
+        return before, os.sched_getaffinity(0)
+
+    before, after = _in_fresh_thread(masks)  # type: ignore[misc]
+    assert after == before
+
+
 def test_zero_threads_is_an_input_error_and_the_cli_exits_2(capsys):
     with pytest.raises(InputError, match="threads 0: must be at least 1"):
         use_threads(0)
