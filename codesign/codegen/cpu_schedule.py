@@ -3,16 +3,19 @@
 A kernel is one Einsum or one fused group (`codesign.codegen.groups`).  Its *main* block (the
 contraction of a group, else its only block) is scheduled; element-wise blocks around it are
 inlined, and the last epilogue (bias, activation, residual) is computed per output tile, right
-after the tile's accumulation, so the tile is still in registers or L1.
+after the tile's accumulation, so the tile is still in registers or L1; for a contraction it
+is folded into the accumulator's write-back, so the tile goes from registers through the
+epilogue straight to the output.
 
 Contractions (a reduction with an operand that does not depend on some output variable, as a
 matmul's ``A[m, k]`` does not depend on ``n``) get a register-blocked micro-kernel:
 
 * the *vector* variable is the innermost output variable (contiguous in the output); its tile
   is two vector registers wide (`Micro.vector_tile`, from the target's vector width);
-* the *row* variable is another output variable that some operand does not depend on; its
-  tile (`Micro.row_tile`) is unrolled, so the accumulator tile is ``row x vector`` values held
-  in registers (a ``local`` cache-write block), stored once after the whole reduction;
+* the *row* variable is another output variable that some operand does not depend on
+  (preferring the output's innermost one, so the tile's stores are contiguous); its tile
+  (`Micro.row_tile`) is unrolled, so the accumulator tile is ``row x vector`` values held in
+  registers (a ``local`` cache-write block), stored once after the whole reduction;
 * an operand that depends on the vector variable but not as its innermost, contiguous
   dimension (a transposed weight ``W[n, k]``), or one larger than L1, is read in panels
   ``[v // tile, ..., v % tile]``, so the micro-kernel streams it contiguously.  A constant
@@ -149,10 +152,11 @@ def _schedule(  # noqa: ANN202 - (a tvm PrimFunc, the main block's chunk count)
         anchor = _micro_kernel(sch, main, plan, costs, constants, prepacked, par)
     else:
         anchor = _tiled(sch, main, names, tiles, micro, par)
-    if epilogue is not None and anchor is not None:
+    folded = epilogue is not None and plan is not None and _inline_epilogue(sch, epilogue)
+    if epilogue is not None and not folded and anchor is not None:
         sch.reverse_compute_at(epilogue, anchor)
         _vectorize_innermost(sch, epilogue)
-    elif epilogue is not None:
+    elif epilogue is not None and not folded:
         _tile_elementwise(sch, epilogue, par)
     chunks = par.main_chunks or par.chunks or 1
     func = sch.mod["main"].with_attr("global_symbol", stage.symbol)
@@ -178,6 +182,17 @@ def _inline_around(sch: Any, main_name: str, par: _Outer) -> Any | None:
         except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the nest
             _tile_elementwise(sch, block, par)
     return None if names[-1] == main_name else blocks[-1]
+
+
+def _inline_epilogue(sch: Any, epilogue: Any) -> bool:
+    """Fold the epilogue into the micro-kernel's accumulator write-back (the tile goes from
+    registers through bias/activation/residual straight to the output, with no pass over an
+    intermediate buffer); False when TVM cannot (the epilogue is not element-wise on it)."""
+    try:
+        sch.reverse_compute_inline(epilogue)
+    except Exception:  # noqa: BLE001 - TVM raises its own error types; compute it per tile
+        return False
+    return True
 
 
 def _loop_names(stage: Stage, count: int) -> tuple[str, ...]:
@@ -209,11 +224,12 @@ def _contraction_plan(
 ) -> _Plan | None:
     """The micro-kernel plan of a contraction block, or None for any other block.
 
-    The vector variable is the innermost output variable, unless its extent cannot fill one
-    vector (a conv's 8-wide output rows) or an operand reads it with a stride (a strided conv's
-    input) and another output variable fills the vector tile, read only by constants (a conv
-    weight's output channel, pre-packed) or as a last dimension: then that one, so every
-    vector register is full and loaded contiguously (not when `tiles` are given).
+    The vector variable is the innermost output variable, unless its extent cannot fill the
+    vector tile (a conv's 8- or 16-wide output rows) or an operand reads it with a stride (a
+    strided conv's input) and another output variable fills the vector tile, read only by
+    constants (a conv weight's output channel, pre-packed) or as a last dimension: then that
+    one, so every vector register is full and loaded contiguously (not when `tiles` are
+    given).
     """
     stmt = sch.get(block)
     iters = stmt.iter_vars
@@ -227,7 +243,7 @@ def _contraction_plan(
     uses = [_read_uses(read, iters) for read in stmt.reads]
     innermost = spatial[-1]
     candidates = [innermost]
-    narrow = extents[innermost] < micro.lanes or not all(
+    narrow = extents[innermost] < micro.vector_tile or not all(
         _unit_stride(read, iters, innermost) for read in stmt.reads
     )
     if not tiles and narrow:  # explicit tiles: keep the layout
@@ -266,7 +282,13 @@ def _plan_for(
     ]  # fmt: skip
     if not rows or extents[vector] < 4:
         return None
-    row = max(rows, key=lambda k: (extents[k] >= micro.row_tile, extents[k]))
+    # among equals, the output's innermost variable: the accumulator tile's rows are then
+    # contiguous in the output, so the write-back stores vectors instead of scattering them
+    innermost_out = {
+        k for k in spatial
+        if _dims_reading(stmt.writes[0], iters, k) == [len(stmt.writes[0].region) - 1]
+    }  # fmt: skip
+    row = max(rows, key=lambda k: (extents[k] >= micro.row_tile, k in innermost_out, extents[k]))
     vector_tile = snap_tile(extents[vector], tiles.get(names[vector], micro.vector_tile))
     row_tile = snap_tile(extents[row], tiles.get(names[row], micro.row_tile))
     pack = []
