@@ -64,3 +64,27 @@ def test_conv_epilogue_is_computed_by_the_accumulator_write_back(cnn):
     assert 'T.sblock("node_relu_4")' not in script
     assert "node_Conv_147 = T.sblock_alloc_buffer" not in script
     assert "node_relu_4[" in script
+
+
+def test_a_mean_over_contiguous_pixels_sums_vectors_of_partial_results(cnn):
+    stages, weights = cnn
+    script = schedule_stage(stages["node_mean"], {}, AVX512, weights).script()
+    # 64 pixels per channel: 16 partial sums in one vector register, then their sum
+    assert 'scope="local"' in script and "node_mean_rf_local" in script
+    assert "T.vectorized(16)" in script
+
+
+def test_a_reduction_over_a_strided_dimension_keeps_the_sequential_sum():
+    import tvm
+    from tvm import te
+
+    from codesign.codegen.cpu_schedule import _partial_sums
+
+    a = te.placeholder((64, 1), name="A")
+    r = te.reduce_axis((0, 64), name="r")
+    out = te.compute((1,), lambda i: te.sum(a[r, i], axis=r), name="out")
+    sch = tvm.s_tir.Schedule(te.create_prim_func([a, out]))
+    block = sch.get_sblock("out")
+    reduced = sch.get_loops(block)[1:]
+    assert not _partial_sums(sch, block, reduced, AVX512)  # A[r, i]: r is not the last dim
+    assert "rf" not in sch.mod["main"].script()

@@ -542,10 +542,64 @@ def _tiled(
     vec = spatial[-1] if spatial else None
     if vec is not None and vec in inner and extents[vec] > 1:
         sch.vectorize(inner[vec])
+    elif (
+        fused is not None
+        and not any(k in inner for k in spatial)  # the reduced loops are the innermost
+        and _partial_sums(sch, block, [inner[k] for k in reduced], micro)
+    ):
+        return fused
     first = next((inner[k] for k in reduced if k in inner), None)
     if first is not None:
         sch.decompose_reduction(block, first)
     return fused
+
+
+def _partial_sums(sch: Any, block: Any, reduced_loops: list[Any], micro: Micro) -> bool:
+    """Vectorise a reduction with no vector output loop (a mean over a channel's pixels)
+    across its innermost reduced elements: one vector of partial results per output, in
+    registers (``rfactor``), then their sum; True when done.
+
+    Only when every operand that reads the reduced variables reads them as its last,
+    contiguous dimensions (so the partial results load whole vectors) and TVM recognises the
+    reduction (sum, max, min, product); the rounding differs from a sequential sum as a
+    vectorised sum's does.
+    """
+    stmt = sch.get(block)
+    iters = stmt.iter_vars
+    reduced = [k for k, it in enumerate(iters) if int(it.iter_type) != 0]
+    for read in stmt.reads:
+        used, dims = _read_uses(read, iters)
+        if not used & set(reduced):
+            continue
+        last = len(read.region) - len(reduced)
+        shape = [int(x) for x in read.source.shape]
+        if any(dims.get(k) != last + j or shape[last + j] != int(iters[k].dom.extent)
+               for j, k in enumerate(reduced)):  # fmt: skip
+            return False
+    extent = 1
+    for loop in reduced_loops:
+        extent *= int(sch.get(loop).extent)
+    lanes = snap_tile(extent, micro.lanes)
+    if lanes < 4:
+        return False
+    trial = sch.copy()  # rfactor refuses a reduction it does not recognise: try it aside
+    try:
+        _rfactor(trial, block, reduced_loops, lanes, len(stmt.writes[0].region))
+    except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the sequential sum
+        return False
+    _rfactor(sch, block, reduced_loops, lanes, len(stmt.writes[0].region))
+    return True
+
+
+def _rfactor(sch: Any, block: Any, reduced_loops: list[Any], lanes: int, out_dims: int) -> None:
+    loop = sch.fuse(*reduced_loops) if len(reduced_loops) > 1 else reduced_loops[0]
+    outer, inner = sch.split(loop, [None, lanes])
+    partial = sch.rfactor(inner, factor_axis=out_dims)  # lanes last: one vector per output
+    sch.set_scope(partial, 0, "local")
+    loops = sch.get_loops(partial)
+    sch.reverse_compute_at(block, loops[-3])
+    sch.vectorize(sch.get_loops(partial)[-1])
+    sch.decompose_reduction(partial, sch.get_loops(partial)[-2])
 
 
 def tvm_dtype_bytes(dtype: str) -> int:
