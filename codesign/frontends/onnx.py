@@ -31,7 +31,7 @@ from codesign.frontends.onnx_ops import _ELEM_TYPES, OPS, LoweringContext, Unsup
 from codesign.ir.builder import CascadeBuilder, iter_vars, sanitize, var_access
 from codesign.ir.cascade import Cascade, Einsum, Role
 from codesign.ir.dtypes import DType
-from codesign.ir.expr import Access, Binary, Expr, Select, Unary
+from codesign.ir.expr import Access, Expr, map_accesses
 from codesign.ir.index import Gathered, IndexExpr
 from codesign.limits import check_memory
 
@@ -519,16 +519,4 @@ def _rename_index(index: IndexExpr, mapping: Mapping[str, str]) -> IndexExpr:
 
 
 def _rename_expr(expr: Expr, mapping: Mapping[str, str]) -> Expr:
-    if isinstance(expr, Access):
-        return _rename_access(expr, mapping)
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _rename_expr(expr.arg, mapping))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _rename_expr(expr.lhs, mapping), _rename_expr(expr.rhs, mapping))
-    if isinstance(expr, Select):
-        return Select(
-            _rename_expr(expr.cond, mapping),
-            _rename_expr(expr.then, mapping),
-            _rename_expr(expr.other, mapping),
-        )
-    return expr
+    return map_accesses(expr, lambda access: _rename_access(access, mapping))

@@ -7,7 +7,7 @@ Einsum around the whole body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -122,6 +122,20 @@ def walk(expr: Expr) -> Iterator[Expr]:
         yield from walk(expr.cond)
         yield from walk(expr.then)
         yield from walk(expr.other)
+
+
+def map_accesses(expr: Expr, fn: Callable[[Access], Expr]) -> Expr:
+    """`expr` with every tensor access replaced by ``fn(access)``; operators and constants
+    are rebuilt unchanged around them."""
+    if isinstance(expr, Access):
+        return fn(expr)
+    if isinstance(expr, Unary):
+        return Unary(expr.op, map_accesses(expr.arg, fn))
+    if isinstance(expr, Binary):
+        return Binary(expr.op, map_accesses(expr.lhs, fn), map_accesses(expr.rhs, fn))
+    if isinstance(expr, Select):
+        return Select(*(map_accesses(e, fn) for e in (expr.cond, expr.then, expr.other)))
+    return expr
 
 
 def accesses(expr: Expr) -> tuple[Access, ...]:

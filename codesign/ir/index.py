@@ -11,7 +11,7 @@ An access ``X[b, c, 2p+r-1, (4i+j)//12, T[s]]`` has one index expression per ten
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -113,3 +113,15 @@ class Gathered:
 
 QuasiAffine = Affine | FloorDiv | Mod
 IndexExpr = Affine | FloorDiv | Mod | Gathered
+
+
+def map_affine(index: IndexExpr, fn: Callable[[Affine], Affine]) -> IndexExpr:
+    """`index` with every affine leaf replaced by ``fn(leaf)`` (inside floor-divisions,
+    modulos and the indices of gathered reads alike); tensor names are kept."""
+    if isinstance(index, Affine):
+        return fn(index)
+    if isinstance(index, FloorDiv | Mod):
+        arg = map_affine(index.arg, fn)
+        assert not isinstance(arg, Gathered)
+        return type(index)(arg, index.divisor)
+    return Gathered(index.tensor, tuple(map_affine(i, fn) for i in index.indices))

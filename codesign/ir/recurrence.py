@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from codesign.ir.cascade import Einsum
-from codesign.ir.expr import Access, Binary, Const, Expr, Select, Unary
-from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.expr import Access, Expr, map_accesses
+from codesign.ir.index import Affine, Gathered, IndexExpr, map_affine
 
 
 class RecurrenceError(ValueError):
@@ -132,36 +132,18 @@ def step_einsum(einsum: Einsum, recurrence: Recurrence, step: int) -> Einsum:
 
 
 def _fix_index(index: IndexExpr, values: Mapping[str, int]) -> IndexExpr:
-    if isinstance(index, Affine):
-        const = index.const + sum(c * values[v] for v, c in index.terms if v in values)
-        return Affine(tuple((v, c) for v, c in index.terms if v not in values), const)
-    if isinstance(index, FloorDiv):
-        return FloorDiv(_fix_quasi(index.arg, values), index.divisor)
-    if isinstance(index, Mod):
-        return Mod(_fix_quasi(index.arg, values), index.divisor)
-    return Gathered(index.tensor, tuple(_fix_index(i, values) for i in index.indices))
+    """`index` with the variables of `values` replaced by their constants."""
 
+    def fix(affine: Affine) -> Affine:
+        const = affine.const + sum(c * values[v] for v, c in affine.terms if v in values)
+        return Affine(tuple((v, c) for v, c in affine.terms if v not in values), const)
 
-def _fix_quasi(
-    index: Affine | FloorDiv | Mod, values: Mapping[str, int]
-) -> Affine | FloorDiv | Mod:
-    fixed = _fix_index(index, values)
-    assert not isinstance(fixed, Gathered)
-    return fixed
+    return map_affine(index, fix)
 
 
 def _fix_expr(expr: Expr, values: Mapping[str, int]) -> Expr:
-    if isinstance(expr, Access):
-        return Access(expr.tensor, tuple(_fix_index(i, values) for i in expr.indices))
-    if isinstance(expr, Const):
-        return expr
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _fix_expr(expr.arg, values))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _fix_expr(expr.lhs, values), _fix_expr(expr.rhs, values))
-    assert isinstance(expr, Select)
-    return Select(
-        _fix_expr(expr.cond, values), _fix_expr(expr.then, values), _fix_expr(expr.other, values)
+    return map_accesses(
+        expr, lambda a: Access(a.tensor, tuple(_fix_index(i, values) for i in a.indices))
     )
 
 

@@ -13,7 +13,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from codesign.ir.cascade import Cascade, Einsum, Role
-from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, Select, Unary, UnaryOp
+from codesign.ir.expr import (
+    Access,
+    Binary,
+    BinaryOp,
+    Const,
+    Expr,
+    Select,
+    Unary,
+    UnaryOp,
+    map_accesses,
+)
 from codesign.ir.index import Affine, Gathered, IndexExpr
 from codesign.passes.pipeline import PassContext, register_pass
 from codesign.passes.rewrite import (
@@ -94,16 +104,7 @@ ALGEBRA: PatternMatcher[Expr] = PatternMatcher((
 
 # -- cascade-level rules -----------------------------------------------------------------------
 def _replace_access(expr: Expr, old: Access, new: Access) -> Expr:
-    if expr == old:
-        return new
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _replace_access(expr.arg, old, new))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _replace_access(expr.lhs, old, new),
-                      _replace_access(expr.rhs, old, new))  # fmt: skip
-    if isinstance(expr, Select):
-        return Select(*(_replace_access(e, old, new) for e in (expr.cond, expr.then, expr.other)))
-    return expr
+    return map_accesses(expr, lambda access: new if access == old else access)
 
 
 def _rename_index(index: IndexExpr, old: str, new: str) -> IndexExpr:

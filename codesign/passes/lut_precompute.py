@@ -46,8 +46,8 @@ import numpy as np
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum, QuantFormat, Quantization, Role, TensorSpec
 from codesign.ir.dtypes import DType
-from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary
-from codesign.ir.index import Affine, FloorDiv, Gathered, IndexExpr, Mod
+from codesign.ir.expr import Access, Binary, BinaryOp, Expr, ReduceOp, map_accesses
+from codesign.ir.index import Affine, Gathered, IndexExpr, map_affine
 from codesign.ir.traits import EinsumClass
 from codesign.passes.numerics import INT_DTYPES
 from codesign.passes.pipeline import PassContext, register_pass
@@ -339,32 +339,24 @@ def sign_patterns(options: LutPrecomputeOptions) -> np.ndarray:
 
 # -- index substitution (fusion) ---------------------------------------------------------------
 def _subst_index(index: IndexExpr, mapping: dict[str, Affine]) -> IndexExpr:
-    if isinstance(index, Affine):
+    """`index` with every variable replaced by its affine image in `mapping`."""
+
+    def subst(affine: Affine) -> Affine:
         terms: list[tuple[str, int]] = []
-        const = index.const
-        for name, coeff in index.terms:
+        const = affine.const
+        for name, coeff in affine.terms:
             image = mapping[name]
             terms += [(v, coeff * c) for v, c in image.terms]
             const += coeff * image.const
         return Affine.of(terms, const)
-    if isinstance(index, FloorDiv):
-        return FloorDiv(_subst_index(index.arg, mapping), index.divisor)  # type: ignore[arg-type]
-    if isinstance(index, Mod):
-        return Mod(_subst_index(index.arg, mapping), index.divisor)  # type: ignore[arg-type]
-    return Gathered(index.tensor, tuple(_subst_index(i, mapping) for i in index.indices))
+
+    return map_affine(index, subst)
 
 
 def _subst(expr: Expr, mapping: dict[str, Affine]) -> Expr:
-    if isinstance(expr, Access):
-        return Access(expr.tensor, tuple(_subst_index(i, mapping) for i in expr.indices))
-    if isinstance(expr, Const):
-        return expr
-    if isinstance(expr, Unary):
-        return Unary(expr.op, _subst(expr.arg, mapping))
-    if isinstance(expr, Binary):
-        return Binary(expr.op, _subst(expr.lhs, mapping), _subst(expr.rhs, mapping))
-    assert isinstance(expr, Select)
-    return Select(*(_subst(e, mapping) for e in (expr.cond, expr.then, expr.other)))
+    return map_accesses(
+        expr, lambda a: Access(a.tensor, tuple(_subst_index(i, mapping) for i in a.indices))
+    )
 
 
 def _fusion_refusal(
