@@ -229,6 +229,20 @@ def test_export_writes_a_runner_that_reproduces_the_interpreter(mlp, tmp_path, c
     assert "cs_fc1: median" in out
 
 
+def test_an_export_that_fails_midway_leaves_no_half_written_file(mlp, tmp_path, monkeypatch):
+    compiled = compile_cascade(mlp)
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("interpreter failed")
+
+    monkeypatch.setattr("codesign.codegen.tvm.interpret", fail)
+    with pytest.raises(RuntimeError):
+        compiled.export(tmp_path)
+    # the files written before the failure are whole; the rest absent; no temporaries left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lib.so", "manifest.json"]
+    assert json.loads((tmp_path / "manifest.json").read_text())["library"] == "lib.so"
+
+
 def test_unknown_target_and_schedule_name_the_known_ones(mlp):
     with pytest.raises(InputError, match="known: llvm, cuda"):
         compile_cascade(mlp, target="vulkan")

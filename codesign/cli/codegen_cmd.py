@@ -168,7 +168,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for line in _plan_lines(plan):
         console.print(line, soft_wrap=True)
     if args.target == "cuda":
-        (out / "kernels.cu").write_text(cuda_source(compiled))
+        write_text(out / "kernels.cu", cuda_source(compiled))
     console.print(
         f"{cascade.name}: {len(compiled.lowered.stages)} kernels built for {args.target} "
         f"({schedule} schedule) into {out}/"

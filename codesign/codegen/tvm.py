@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from codesign.atomic import staged, write_text
 from codesign.codegen import runner
 from codesign.codegen.groups import kernel_plan
 from codesign.codegen.manifest import manifest
@@ -116,12 +117,16 @@ class CompiledCascade:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         data = self.values(sample_inputs(self.cascade, seed))
-        self.executable.export_library(str(out / LIBRARY_NAME))
+        # each file staged and renamed (codesign.atomic): a failure leaves no half-written file
+        with staged(out / LIBRARY_NAME) as temporary:
+            self.executable.export_library(str(temporary))
         info = self.manifest() | {"library": LIBRARY_NAME}
-        (out / "manifest.json").write_text(json.dumps(info, indent=1) + "\n")
-        np.savez(out / "inputs.npz", allow_pickle=False, **data)
-        np.savez(out / "expected.npz", allow_pickle=False, **interpret(self.cascade, data))
-        shutil.copyfile(runner.__file__, out / "run.py")
+        write_text(out / "manifest.json", json.dumps(info, indent=1) + "\n")
+        for name, arrays in (("inputs.npz", data), ("expected.npz", interpret(self.cascade, data))):
+            with staged(out / name) as temporary:
+                np.savez(temporary, allow_pickle=False, **arrays)
+        with staged(out / "run.py") as temporary:
+            shutil.copyfile(runner.__file__, temporary)
         return out
 
 
