@@ -9,7 +9,7 @@ from typing import Any
 
 from codesign.ir.cascade import Cascade
 from codesign.mapper.memo import SearchStats
-from codesign.sim.cost import EinsumKind, EinsumResult, HardwareModel
+from codesign.sim.cost import EinsumKind, EinsumResult, HardwareModel, SearchesFusedNests
 from codesign.sim.fused import GroupResult, price_groups
 
 
@@ -88,8 +88,7 @@ def map_cascade(
     if not cascade.groups:
         return CascadeResult(cascade.name, name, clock_ghz, tuple(results), family, area)
     # fused groups, one block each; a model that searches mappings also maps their shared nest
-    nest_search = getattr(model, "fused_nest_search", None)
-    nest = nest_search(cascade, hw) if nest_search is not None else None
+    nest = model.fused_nest_search(cascade, hw) if isinstance(model, SearchesFusedNests) else None
     before = nest.mapper.stats if nest is not None else None
     priced, groups = price_groups(cascade, results, hw, nest, progress)
     spent = nest.mapper.stats.minus(before) if nest is not None and before is not None else None

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.mapper.cost_record import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.problem import Problem
+
+if TYPE_CHECKING:
+    from codesign.sim.fused_nest import FusedNestSearch
 
 
 class CostModel(Protocol):
@@ -69,7 +72,17 @@ class HardwareModel(Protocol):
         ...
 
 
+
+@runtime_checkable
+class SearchesFusedNests(Protocol):
+    """A `HardwareModel` that also maps a fused group over its shared loop nest
+    (`codesign.sim.fused_nest`); a model without it prices groups with the block model
+    of `codesign.sim.fused` only.  None: no search for this cascade on `hw`."""
+
+    def fused_nest_search(self, cascade: Cascade, hw: Any) -> FusedNestSearch | None: ...
+
+
 __all__ = [
     "COMPUTE_BOUND", "Cost", "CostModel", "EinsumKind", "EinsumResult", "HardwareModel",
-    "LevelCost", "TensorActions",
+    "LevelCost", "SearchesFusedNests", "TensorActions",
 ]  # fmt: skip
