@@ -27,11 +27,11 @@ from codesign.mapper.fused_search import (
     shared_axes,
 )
 from codesign.mapper.search import Constraints, Objective, SearchOptions
+from codesign.mapper.search_types import objective_score as score
 from codesign.passes import run_pipeline
 from codesign.sim.cascade import CascadeResult
 from codesign.sim.family_models import CostOptions, spatial_model
 from codesign.sim.fused import BLOCK, FUSED_NEST, price_groups
-from codesign.sim.fused_nest import score
 
 CNN = "examples/models/cnn.onnx"
 EYERISS = "examples/hw/eyeriss_like.yaml"

@@ -43,6 +43,7 @@ from codesign.mapper.search_types import (
     Objective,
     SearchOptions,
     SearchResult,
+    objective_score,
 )
 
 # The public names of the mapper's search live in the modules above (split by concept); this
@@ -54,11 +55,10 @@ __all__ = [
 
 
 def _score(batch: BatchScores, objective: Objective) -> np.ndarray:
-    if objective is Objective.LATENCY:
-        return batch.cycles + 1e-9 * np.nan_to_num(batch.energy_pj, posinf=np.inf)
-    if objective is Objective.ENERGY:
-        return batch.energy_pj + 1e-9 * batch.cycles
-    return batch.energy_pj * batch.cycles
+    energy = batch.energy_pj
+    if objective is Objective.LATENCY:  # an invalid row's NaN energy must not hide its cycles
+        energy = np.nan_to_num(energy, posinf=np.inf)
+    return objective_score(batch.cycles, energy, objective)
 
 
 def search(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from codesign.errors import InputError
 from codesign.hwmodels.arch import Arch, Dataflow
@@ -47,6 +47,17 @@ class Objective(enum.Enum):
     LATENCY = "latency"
     ENERGY = "energy"
     EDP = "edp"
+
+
+def objective_score(cycles: Any, energy_pj: Any, objective: Objective) -> Any:
+    """The figure a search minimises for `objective` (floats or NumPy arrays alike): cycles
+    or energy with the other as a 1e-9 tie-break, or their product (EDP).  One rule for the
+    per-Einsum mapper and the fused-nest search, so both rank mappings the same way."""
+    if objective is Objective.LATENCY:
+        return cycles + 1e-9 * energy_pj
+    if objective is Objective.ENERGY:
+        return energy_pj + 1e-9 * cycles
+    return energy_pj * cycles
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from codesign.hwmodels.arch import Arch
 from codesign.ir.cascade import Cascade
 from codesign.ir.groups import FusedGroup
 from codesign.mapper.mapping import Mapping
+from codesign.mapper.search_types import objective_score
 from codesign.sim.cost import Cost, LevelCost, TensorActions
 from codesign.sim.fused_nest import (
     FusedNestSearch,
@@ -52,7 +53,6 @@ from codesign.sim.fused_nest import (
     group_cycles,
     plan_group,
     prefetch_nests,
-    score,
     search_group,
 )
 
@@ -195,8 +195,8 @@ def _best_of(
     if choice is None:
         return block_rows, replace(block, reason=f"no fused nest: {why}")
     nest_rows, result = _nest_model(cascade, group, rows, choice)
-    ours = score(result.cycles, result.energy_pj, objective)
-    theirs = score(block.cycles, block.energy_pj, objective)
+    ours = objective_score(result.cycles, result.energy_pj, objective)
+    theirs = objective_score(block.cycles, block.energy_pj, objective)
     if ours <= theirs:
         why = f"fused nest {objective.value} {ours:.4g} <= block model {theirs:.4g}"
         return nest_rows, replace(result, reason=why)

@@ -43,7 +43,7 @@ from codesign.mapper.fused_search import (
 )
 from codesign.mapper.mapping import Mapping
 from codesign.mapper.memo import Mapper
-from codesign.mapper.search_types import Constraints, Objective, SearchOptions
+from codesign.mapper.search_types import Constraints, SearchOptions, objective_score
 from codesign.sim.cost import COMPUTE_BOUND, Cost, LevelCost, TensorActions
 from codesign.sim.vector import array_words, vector_cost
 
@@ -115,15 +115,6 @@ class NestChoice:
     energy_pj: float
 
 
-def score(cycles: float, energy_pj: float, objective: Objective) -> float:
-    """A group's figure of merit for ``objective`` (lower is better), as the mapper ranks."""
-    if objective is Objective.LATENCY:
-        return cycles + 1e-9 * energy_pj
-    if objective is Objective.ENERGY:
-        return energy_pj + 1e-9 * cycles
-    return energy_pj * cycles
-
-
 def group_cycles(costs: list[Cost]) -> float:
     """TeAAL's block: the maximum over components (compute, each level) of the members' sum,
     never below the slowest member."""
@@ -173,7 +164,7 @@ def search_group(
             sum(n.result.evaluations for n in nests), cycles, energy,
         )  # fmt: skip
         objective = search.options.objective
-        if best is None or score(cycles, energy, objective) < score(
+        if best is None or objective_score(cycles, energy, objective) < objective_score(
             best.cycles, best.energy_pj, objective
         ):
             best = choice
@@ -298,5 +289,5 @@ def _level(
 
 __all__ = [
     "FusedNestSearch", "GroupPlan", "NestChoice", "group_cycles", "plan_group", "prefetch_nests",
-    "score", "search_group", "times",
+    "search_group", "times",
 ]  # fmt: skip
