@@ -46,8 +46,8 @@ class CpuCosts:
     to be woken).  `handoff_bytes_per_s` is the rate at which a core pulls cache lines that
     another core holds (the inputs the previous kernel wrote, split another way): a
     coherence transfer per line, well below either core's own cache bandwidth; it overlaps
-    the split work (the CNN back to back, its 464 KiB of handoffs to four parallel convs
-    cost ~0.4 µs in all on the quiet host, 2026-12-03).
+    the split work (the CNN back to back on the quiet host, 2026-12-03: 4.5 µs over its
+    kernels' sum with four parallel convs, 4.1 µs all serial; noisier in later runs).
     `min_gain` is the least fraction of the serial time that parallelism must save: a static
     partition stalls for a scheduler time slice (milliseconds) when another process holds a
     worker's core, which costs a microsecond kernel 100x, so a marginal gain is not worth that
