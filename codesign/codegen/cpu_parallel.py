@@ -7,7 +7,8 @@ iterations, and the call returns when the slowest task does.  So
 
 * a parallel kernel pays a fork-join (waking the workers, the closing barrier) and, since the
   threads work on data another core wrote last (the previous kernel's output, split
-  differently), moves part of its footprint between the cores' caches: parallelism pays only
+  differently), moves part of its footprint between the cores' caches, while it computes (the
+  transfer costs time only when it is longer than the split work): parallelism pays only
   when the work saved exceeds that (`parallel_threads`, from the kernel's FLOPs and bytes);
 * ``E`` should be a multiple of ``p`` (else one task runs ``ceil(E / p)`` chunks while
   another runs fewer), or large enough that the remainder is small (`chunk_imbalance`);
@@ -44,13 +45,16 @@ class CpuCosts:
     region with two hot TVM workers on this host, 2026-12-03; rounded up for a worker that has
     to be woken).  `handoff_bytes_per_s` is the rate at which a core pulls cache lines that
     another core holds (the inputs the previous kernel wrote, split another way): a
-    coherence transfer per line, well below either core's own cache bandwidth.
+    coherence transfer per line, well below either core's own cache bandwidth; it overlaps
+    the split work (the CNN back to back on the quiet host, 2026-12-03: 4.5 µs over its
+    kernels' sum with four parallel convs, 4.1 µs all serial; noisier in later runs).
     `min_gain` is the least fraction of the serial time that parallelism must save: a static
     partition stalls for a scheduler time slice (milliseconds) when another process holds a
     worker's core, which costs a microsecond kernel 100x, so a marginal gain is not worth that
-    risk (0.3: the bundled CNN's last conv, a predicted 23% gain on 22 µs, stalled to 4 ms on
-    a loaded host).  `l2_bytes` is one core's L2 (the row blocks of a contraction are sized to
-    half of it).
+    risk (the bundled CNN's last conv stalled to 4 ms on a loaded host with 0.2 and the older
+    model; 0.25 with the overlapped handoff: the CNN's four 3x3 stride-1 convs, predicted
+    30%, measured 28-37% on the quiet host, run parallel, the stride-2 ones (10%) do not).
+    `l2_bytes` is one core's L2 (the row blocks of a contraction are sized to half of it).
     """
 
     threads: int
@@ -58,7 +62,7 @@ class CpuCosts:
     core_bytes_per_s: float = 100e9
     fork_join_s: float = 5e-6
     handoff_bytes_per_s: float = 30e9
-    min_gain: float = 0.3
+    min_gain: float = 0.25
     l2_bytes: int = 1 << 20
 
 
@@ -102,13 +106,14 @@ def chunk_imbalance(chunks: int, threads: int) -> float:
 
 def parallel_s(work: Work, costs: CpuCosts, threads: int, chunks: int) -> float:
     """Seconds on `threads` cores over `chunks` equal parallel chunks: the serial time split
-    as the static partition splits it, plus one fork-join and the footprint moved between
-    cores."""
+    as the static partition splits it, or the time to move the footprint between cores when
+    that is longer (the cores pull the lines while they compute: the transfer overlaps the
+    split work), plus one fork-join."""
     if threads <= 1:
         return serial_s(work, costs)
     split = serial_s(work, costs) / threads * (1.0 + chunk_imbalance(chunks, threads))
     moved = work.bytes if work.handoff_bytes is None else work.handoff_bytes
-    return split + costs.fork_join_s + moved / costs.handoff_bytes_per_s
+    return max(split, moved / costs.handoff_bytes_per_s) + costs.fork_join_s
 
 
 def parallel_threads(work: Work, costs: CpuCosts, chunks: int) -> int:
