@@ -34,9 +34,9 @@ def test_chunks_that_divide_the_threads_are_balanced_and_a_remainder_is_not():
 
 def test_a_gemm_runs_on_every_thread_and_a_microsecond_kernel_stays_serial():
     gemm512 = Work(flops=2 * 512**3, bytes=3 * 512 * 512 * 4)
-    small_conv = Work(flops=2 * 32 * 16 * 16 * 16 * 9, bytes=150e3)  # ~12 µs on one core
+    stem_conv = Work(flops=2 * 16 * 3 * 9 * 32 * 32, bytes=80e3)  # ~4.4 µs on one core
     assert parallel_threads(gemm512, COSTS, chunks=1024) == 2
-    assert parallel_threads(small_conv, COSTS, chunks=64) == 1
+    assert parallel_threads(stem_conv, COSTS, chunks=64) == 1
     assert parallel_threads(gemm512, COSTS, chunks=1) == 1  # nothing to split
     assert parallel_threads(gemm512, CpuCosts(1, 200e9), chunks=1024) == 1
 
@@ -152,7 +152,7 @@ def test_a_512_gemm_splits_into_whole_row_blocks_per_thread_and_stays_exact(tvm_
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
-def test_the_bundled_cnns_microsecond_kernels_run_serial_even_with_two_threads(tvm_codegen):
+def test_the_cnns_microsecond_kernels_run_serial_and_its_3x3_convs_on_two_threads(tvm_codegen):
     from codesign.codegen.cpu_parallel import costs_for, kernel_work, serial_s  # noqa: PLC0415
     from codesign.frontends import load_model  # noqa: PLC0415
     from codesign.ir.inputs import sample_inputs  # noqa: PLC0415
@@ -166,8 +166,11 @@ def test_the_bundled_cnns_microsecond_kernels_run_serial_even_with_two_threads(t
                 if _parallel_extents(func)}  # fmt: skip
     for stage in build.lowered.stages:
         one_core_s = serial_s(kernel_work(stage.func, weights), costs)
-        if one_core_s < 20e-6:  # below the least break-even: 0.25 x serial >= fork-join
+        # the least time that can pay: (0.5 - min_gain) x serial >= fork-join
+        if one_core_s < costs.fork_join_s / (0.5 - costs.min_gain):
             assert stage.symbol not in parallel, stage.symbol
+        if stage.symbol in {"cs_node_Conv_139", "cs_node_Conv_145", "cs_node_Conv_153"}:
+            assert stage.symbol in parallel, stage.symbol  # 11-20 µs on one core
     assert {"cs_node_mean", "cs_node_linear", "cs_node_Conv_137"}.isdisjoint(parallel)
     inputs = sample_inputs(cascade, 0)
     want = interpret(cascade, build.values(inputs))

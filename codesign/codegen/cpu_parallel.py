@@ -41,28 +41,35 @@ class CpuCosts:
     """Per-core costs that decide a kernel's parallelism.
 
     `threads` is the worker count the kernels will run on (1: every kernel serial).
-    `fork_join_s` is one parallel region's launch and barrier (measured 2.6-3.4 µs for an empty
-    region with two hot TVM workers on this host, 2026-12-03; rounded up for a worker that has
-    to be woken).  `handoff_bytes_per_s` is the rate at which a core pulls cache lines that
-    another core holds (the inputs the previous kernel wrote, split another way): a
-    coherence transfer per line, well below either core's own cache bandwidth; it overlaps
-    the split work (the CNN back to back on the quiet host, 2026-12-03: 4.5 µs over its
-    kernels' sum with four parallel convs, 4.1 µs all serial; noisier in later runs).
+    `fork_join_s` is one parallel kernel's launch and barrier: measured 2.6-3.4 µs for an empty
+    region with two hot TVM workers on this host, and 2.0-3.5 µs as the bundled CNN's convs'
+    two-thread time over half their serial time (pad and conv regions together; 2026-12-03,
+    quiet host).  TVM's idle workers keep polling for far longer than a model's gap between
+    two kernels, so a worker is not woken from sleep inside an inference.
+    `handoff_bytes_per_s` is the rate at which a core pulls cache lines that another core holds
+    (the inputs the previous kernel wrote, split another way): a coherence transfer per line,
+    well below either core's own cache bandwidth; it overlaps the split work (the CNN back to
+    back on the quiet host, 2026-12-03: 4.5 µs over its kernels' sum with four parallel convs,
+    4.1 µs all serial; noisier in later runs).
     `min_gain` is the least fraction of the serial time that parallelism must save: a static
     partition stalls for a scheduler time slice (milliseconds) when another process holds a
     worker's core, which costs a microsecond kernel 100x, so a marginal gain is not worth that
-    risk (the bundled CNN's last conv stalled to 4 ms on a loaded host with 0.2 and the older
-    model; 0.25 with the overlapped handoff: the CNN's four 3x3 stride-1 convs, predicted
-    30%, measured 28-37% on the quiet host, run parallel, the stride-2 ones (10%) do not).
+    risk.  0.2: a kernel must run for at least ``fork_join_s / (0.5 - 0.2)`` (10 µs) on one
+    core.  Measured on the quiet host (2026-12-03, every kernel of the bundled CNN built
+    serial and forced parallel, medians of 100 runs): the four 3x3 stride-1 convs (20 µs)
+    gain 33-40% (predicted 38%), the two 3x3 stride-2 convs (11 µs) 20-29% (predicted 26%),
+    and the 1-5 µs kernels (the 3-channel stem conv, the 1x1 shortcuts) 0-10% or lose
+    (predicted to lose).  On a loaded host any parallel kernel can stall (the CNN's last
+    conv once took 4 ms); ``--threads 1`` builds every kernel serial.
     `l2_bytes` is one core's L2 (the row blocks of a contraction are sized to half of it).
     """
 
     threads: int
     core_flops_per_s: float
     core_bytes_per_s: float = 100e9
-    fork_join_s: float = 5e-6
+    fork_join_s: float = 3e-6
     handoff_bytes_per_s: float = 30e9
-    min_gain: float = 0.25
+    min_gain: float = 0.2
     l2_bytes: int = 1 << 20
 
 
