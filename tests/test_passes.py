@@ -293,3 +293,14 @@ def test_canonicalize_preserves_semantics_of_ir_cases(case):
         np.testing.assert_array_equal(ref[name], got[name])
     # reshapes (div/mod) are not composed: the composition would not be affine
     assert len(out.einsums) <= len(cascade.einsums)
+
+
+def test_a_pass_that_finds_nothing_to_rewrite_says_so_and_one_that_fuses_does_not():
+    cascade = mlp(np.random.default_rng(3), dims=(64, 32, 8))
+    out, (attention, fuse) = run_pipeline(cascade, "attention-1pass,fuse-elementwise")
+    assert not attention.changed
+    assert attention.summary() == (
+        "attention-1pass: no change (nothing in the model for this pass to rewrite)"
+    )
+    assert out.groups and fuse.groups_changed and fuse.changed
+    assert "no change" not in fuse.summary()

@@ -98,6 +98,7 @@ def report_dict(report: PassReport) -> dict[str, Any]:
     error = report.error
     return {
         "pass": report.pass_text,
+        "changed": report.changed,
         "einsums_added": list(report.einsums_added),
         "einsums_removed": list(report.einsums_removed),
         "einsums_changed": list(report.einsums_changed),

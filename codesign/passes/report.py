@@ -74,6 +74,16 @@ class PassReport:
     weight_bytes_after: int
     error: NumericalError | None
     seconds: float
+    groups_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the pass edited anything (an Einsum, a tensor or the fused groups); a pass
+        that found nothing to rewrite in the model (`attention-1pass` on a CNN) did not."""
+        return bool(
+            self.einsums_added or self.einsums_removed or self.einsums_changed
+            or self.tensor_changes or self.groups_changed
+        )  # fmt: skip
 
     @property
     def dtype_changes(self) -> tuple[TensorChange, ...]:
@@ -84,7 +94,9 @@ class PassReport:
         )  # fmt: skip
 
     def summary(self) -> str:
-        """One line: pass, edits, weight bytes and error."""
+        """One line: pass, edits, weight bytes and error (or that it changed nothing)."""
+        if not self.changed:
+            return f"{self.pass_text}: no change (nothing in the model for this pass to rewrite)"
         edits = (
             f"+{len(self.einsums_added)}/-{len(self.einsums_removed)}/"
             f"~{len(self.einsums_changed)} einsums, {len(self.tensor_changes)} tensors"
@@ -188,6 +200,7 @@ def run_pipeline(
             PassReport(
                 str(item), added, removed, changed, tensor_changes(current, result),
                 weight_bytes(current), weight_bytes(result), error, seconds,
+                groups_changed=result.groups != current.groups,
             )
         )  # fmt: skip
         current = result
