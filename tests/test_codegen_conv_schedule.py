@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
 
-from codesign.codegen.cpu_schedule import Micro, _contraction_plan, schedule_stage  # noqa: E402
+from codesign.codegen.cpu_plan import Micro, contraction_plan  # noqa: E402
+from codesign.codegen.cpu_schedule import schedule_stage  # noqa: E402
 from codesign.codegen.groups import kernel_plan  # noqa: E402
 from codesign.codegen.te_lower import Stage, lower_cascade  # noqa: E402
 from codesign.frontends import load_model  # noqa: E402
@@ -31,7 +32,7 @@ def _plan(stage: Stage, weights: frozenset[str]):  # noqa: ANN202 - a _Plan
 
     sch = tvm.s_tir.Schedule(stage.func)
     block = sch.get_sblock(stage.block)
-    return _contraction_plan(sch, block, stage.loop_vars, {}, AVX512, weights)
+    return contraction_plan(sch, block, stage.loop_vars, {}, AVX512, weights)
 
 
 def test_conv_rows_narrower_than_the_vector_tile_vectorise_output_channels(cnn):

@@ -15,7 +15,7 @@ import pytest
 
 tvm = pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
 
-from codesign.codegen.cpu_schedule import snap_tile  # noqa: E402
+from codesign.codegen.cpu_plan import snap_tile  # noqa: E402
 from codesign.codegen.schedules import ScheduleOptions  # noqa: E402
 from codesign.codegen.tvm import (  # noqa: E402
     benchmark,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from codesign.codegen.cpu_schedule import Micro, snap_tile
+from codesign.codegen.cpu_plan import Micro, snap_tile
 from codesign.codegen.te_lower import PAD_SUFFIX, LoweredCascade, Stage
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def with_multi_stage(schedule: ScheduleFn) -> ScheduleFn:
     def apply(mod: IRModule, lowered: LoweredCascade, target: Target, options: Any) -> IRModule:
         import tvm  # noqa: PLC0415
 
-        from codesign.codegen.cpu_schedule import micro_for  # noqa: PLC0415
+        from codesign.codegen.cpu_plan import micro_for  # noqa: PLC0415
 
         multi = [s for s in lowered.stages if s.multi_stage]
         if not multi:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from codesign.codegen.cpu_parallel import costs_for
-from codesign.codegen.cpu_schedule import micro_for, schedule_stage
+from codesign.codegen.cpu_plan import micro_for
+from codesign.codegen.cpu_schedule import schedule_stage
 from codesign.codegen.group_kernels import with_multi_stage
 from codesign.codegen.te_lower import LoweredCascade
 from codesign.errors import InputError
