@@ -15,6 +15,9 @@ models, TVM (default schedule and tuned) vs the host roofline and onnxruntime.
   (``tvm-1thread``, its own cost decisions) and timed in the same rounds; the table gives the
   speedup of the threaded default over it, and the last lines the median over all kernels
   (every GEMM and every kernel of the bundled models).
+* Cores: before and after all timings (`--threads` above one), how much faster 2+ threads run a
+  compute-bound GEMM than one (`codesign.codegen.compare.core_scaling`): a VM's host can place
+  its CPUs on one core for a while, and then no threaded figure means much.
 * Checks printed at the end: tuned within 2x of the roofline and within 1.5x of onnxruntime,
   untuned within 2x (the target) and 4x (the issue's bound) of the roofline (GEMMs and the
   CNN); bench median measured/predicted <= 2 after tuning (bundled models); numerics equal the
@@ -38,11 +41,14 @@ from pathlib import Path
 import numpy as np
 
 from codesign.codegen.compare import (
+    PROBE_GEMM,
     SERIAL,
+    SHARED_CORES_SCALING,
     TUNED,
     UNTUNED,
     BenchOptions,
     bench_model,
+    core_scaling,
     result_dict,
 )
 from codesign.codegen.schedules import ScheduleOptions
@@ -236,13 +242,21 @@ def main() -> int:
     peaks = ", ".join(f"{p.value} {v / 1e9:.0f}" for p, v in device.vector_peaks)
     dram_gbps = (device.dram.bandwidth_bytes_per_s or 0.0) / 1e9
     print(f"host roofline: {peaks} GFLOP/s, DRAM {dram_gbps:.1f} GB/s")
+    probe = args.threads > 1
+    scaling = [core_scaling(args.threads)] if probe else []
     rows = [bench_gemm(n, device, args) for n in args.sizes]
     rows += [bench_bundled(name, device, args) for name in args.models]
+    scaling += [core_scaling(args.threads)] if probe else []
     load_after = os.getloadavg()
     _report(rows, args, load_before, load_after)
+    if scaling:  # below SHARED_CORES_SCALING the cores were shared: threaded figures are low
+        print(f"cores: {args.threads} threads ran a {PROBE_GEMM}^3 GEMM {scaling[0]:.2f}x faster "
+              f"than 1 before all timings, {scaling[1]:.2f}x after"
+              + (" (SHARED CORES: threaded figures are low)"
+                 if min(scaling) < SHARED_CORES_SCALING else ""))  # fmt: skip
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "load": [load_before, load_after]},
-                                              indent=1) + "\n")  # fmt: skip
+        doc = {"rows": rows, "load": [load_before, load_after], "core_scaling": scaling}
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 

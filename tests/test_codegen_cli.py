@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -116,6 +117,9 @@ def test_bench_reports_a_ratio_per_fused_kernel_and_the_peers(tmp_path, capsys):
     assert data["median_ratio"]["tvm"] == pytest.approx(float(np.median(ratios)))
     assert data["model_s"]["onnxruntime"] > 0 and data["model_s"]["torch"] > 0
     assert "median measured/predicted" in out and "from " + str(hw) in out
+    if len(os.sched_getaffinity(0)) > 1:  # bench runs on every CPU: it probes their scaling
+        assert len(data["core_scaling"]) == 2 and all(x > 0 for x in data["core_scaling"])
+        assert "cores: " in out and "GEMM" in out
     assert png.stat().st_size > 0
 
 

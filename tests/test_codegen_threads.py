@@ -102,6 +102,36 @@ def test_one_worker_does_not_pin_the_calling_thread_to_one_cpu():
     assert after == before
 
 
+def test_a_build_without_parallel_loops_runs_without_resizing_the_worker_pool():
+    # resizing TVM's pool between timings slows the next parallel kernels (`use_threads`)
+    a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    import tvm_ffi
+
+    def both() -> tuple[bool, bool, int]:
+        two = compile_cascade(gemm(256, 256, 256, DType.F32), threads=2)
+        one = compile_cascade(gemm(256, 256, 256, DType.F32), threads=1)
+        two.run({"A": a, "B": a})
+        one.run({"A": a, "B": a})
+        return two.parallel, one.parallel, int(tvm_ffi.get_global_func("runtime.NumThreads")())
+
+    two_parallel, one_parallel, pool = _in_fresh_thread(both)  # type: ignore[misc]
+    assert two_parallel and not one_parallel
+    assert pool == 2
+
+
+def test_core_scaling_is_measured_and_a_shared_core_reading_warns():
+    from codesign.cli.codegen_cmd import _scaling_lines
+    from codesign.codegen.compare import SHARED_CORES_SCALING, core_scaling
+
+    scaling = _in_fresh_thread(lambda: core_scaling(2, rounds=1, repeat=2))
+    assert isinstance(scaling, float) and 0 < scaling < 4
+    assert _scaling_lines(None, 1) == []
+    fine = _scaling_lines((1.9, 1.8), 2)
+    assert len(fine) == 1 and "1.90x faster than 1 before the timings, 1.80x after" in fine[0]
+    shared = _scaling_lines((1.9, SHARED_CORES_SCALING - 0.1), 2)
+    assert len(shared) == 2 and "warning" in shared[1] and "--threads 1" in shared[1]
+
+
 def test_zero_threads_is_an_input_error_and_the_cli_exits_2(capsys):
     with pytest.raises(InputError, match="threads 0: must be at least 1"):
         use_threads(0)

@@ -290,6 +290,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{v}: median measured/predicted over kernels {result.median_ratio(v):.2f}",
             soft_wrap=True,
         )
+    for line in _scaling_lines(result.core_scaling, options.threads):
+        console.print(line, soft_wrap=True)
     if args.plot:
         console.print(f"plot: {plot(result, Path(args.plot))}")
     return 0
+
+
+def _scaling_lines(scaling: tuple[float, float] | None, threads: int | None) -> list[str]:
+    """What the cores gave while bench measured (`compare.core_scaling`), and a warning when
+    they were shared."""
+    from codesign.codegen.compare import PROBE_GEMM, SHARED_CORES_SCALING
+
+    if scaling is None:
+        return []
+    before, after = scaling
+    lines = [
+        f"cores: {threads} threads ran a {PROBE_GEMM}^3 GEMM {before:.2f}x faster than 1 before "
+        f"the timings, {after:.2f}x after"
+    ]
+    if min(before, after) < SHARED_CORES_SCALING:
+        lines.append(
+            "codesign: warning: this process's CPUs were shared (another tenant or the host "
+            "placed them on one core): the multi-thread kernels' figures are below what "
+            "dedicated cores give; run again or pass --threads 1"
+        )
+    return lines

@@ -79,6 +79,8 @@ class BenchResult:
     model_s: tuple[tuple[str, float | None], ...]  # variant or peer -> whole-model median
     peer_notes: tuple[tuple[str, str], ...]
     predicted_total_s: float
+    # `core_scaling` measured before the builds and after the timing (None with one thread)
+    core_scaling: tuple[float, float] | None = None
 
     def median_ratio(self, variant: str) -> float:
         """Median over kernels with a prediction of measured/predicted (nan if none)."""
@@ -95,6 +97,41 @@ class BenchResult:
             if baseline in times and variant in times and times[variant] > 0
         ]
         return statistics.median(speedups) if speedups else math.nan
+
+
+# The probe of `core_scaling`: a compute-bound GEMM (33.5 MFLOP, ~150 µs on one core)
+PROBE_GEMM = 256
+# Below this two-thread speedup of the probe, the cores are shared at the moment of measuring
+SHARED_CORES_SCALING = 1.5
+
+
+def core_scaling(threads: int, rounds: int = 5, repeat: int = 10) -> float:
+    """How much faster TVM's default schedule runs a compute-bound GEMM (`PROBE_GEMM` cubed) on
+    `threads` workers than on one, measured now (median over interleaved rounds).
+
+    Near `threads` on dedicated cores.  A virtual machine's CPUs can be placed by its host on
+    one physical core for a while (measured on the 2-vCPU development VM, 2026-12-03: two
+    single-threaded matmuls on the two CPUs at once ran at 58 GFLOP/s each, half their alone
+    rate of 110, in 2 of 10 half-second tries), and then no parallel kernel beats its serial
+    build: `bench` measures this before and after its timings so the figures can be read.
+    """
+    from codesign.codegen.tvm import benchmark, compile_cascade  # noqa: PLC0415
+    from codesign.frontends.layers import gemm  # noqa: PLC0415
+    from codesign.ir.dtypes import DType  # noqa: PLC0415
+
+    cascade = gemm(PROBE_GEMM, PROBE_GEMM, PROBE_GEMM, DType.F32)
+    # the larger pool first (see `codesign.codegen.tvm.use_threads`)
+    many = compile_cascade(cascade, "llvm", "default", threads=threads)
+    one = compile_cascade(cascade, "llvm", "default", threads=1)
+    rng = np.random.default_rng(0)
+    shape = (PROBE_GEMM, PROBE_GEMM)
+    inputs = {name: rng.standard_normal(shape).astype(np.float32) for name in ("A", "B")}
+    ratios = []
+    for _ in range(rounds):
+        serial = sum(t.median_s for t in benchmark(one, inputs, repeat=repeat))
+        parallel = sum(t.median_s for t in benchmark(many, inputs, repeat=repeat))
+        ratios.append(serial / parallel)
+    return statistics.median(ratios)
 
 
 def roofline_groups(cascade: Cascade, groups: Sequence[Sequence[str]]):  # noqa: ANN201
@@ -123,6 +160,7 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         raise InputError("bench: --repeat and --rounds must be at least 1")
     groups = kernel_plan(cascade).groups
     threads = options.threads
+    scaling_before = core_scaling(threads) if threads is not None and threads > 1 else None
     # the largest thread count first: TVM's worker pool per calling thread can only shrink
     builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups, threads=threads)}
     if options.serial_baseline and threads is not None and threads > 1:
@@ -154,6 +192,9 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
                 notes[peer] = result.note
             else:
                 peer_runs[peer].extend(result.runs_s)
+    scaling = None
+    if threads is not None and threads > 1 and scaling_before is not None:
+        scaling = (scaling_before, core_scaling(threads))
     report = analyze(cascade, device, RooflineOptions(groups=roofline_groups(cascade, groups)))
     by_einsum = {e: r for r in report.rows for e in r.einsums}
     kernels = []
@@ -182,6 +223,7 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         model_s=tuple(model_s),
         peer_notes=tuple(sorted(notes.items())),
         predicted_total_s=report.totals.time_s,
+        core_scaling=scaling,
     )
 
 
@@ -213,6 +255,7 @@ def result_dict(result: BenchResult) -> dict[str, object]:
             if v != SERIAL
         },
         "peer_notes": dict(result.peer_notes),
+        "core_scaling": None if result.core_scaling is None else list(result.core_scaling),
     }
 
 

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 TARGETS = ("llvm", "cuda")
 LIBRARY_NAME = "lib.so"
+# how TVMScript prints a parallel loop
+PARALLEL_LOOP = "T.parallel("
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class CompiledCascade:
     schedule: str
     cuda_arch: str
     threads: int | None = None  # TVM worker threads for run/benchmark; None: TVM's own count
+    parallel: bool = True  # whether some kernel has a parallel loop (`has_parallel_loops`)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -100,7 +103,9 @@ class CompiledCascade:
             if not device.exist:
                 raise InputError("no CUDA GPU on this machine: cannot run the cuda build")
             return device
-        if self.threads is not None:
+        # a build without parallel loops runs on the calling thread whatever the pool's size:
+        # leave the pool alone (resizing it has a cost, see `use_threads`)
+        if self.threads is not None and self.parallel:
             use_threads(self.threads)
         return tvm.cpu(0)
 
@@ -163,8 +168,21 @@ def allowed_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def has_parallel_loops(mod: IRModule) -> bool:
+    """Whether some PrimFunc of `mod` has a ``parallel`` loop (a kernel TVM's worker pool
+    runs; a module without one runs on the calling thread alone)."""
+    # TVM 0.27's Python API exposes no TIR statement visitor: read the printed TensorIR
+    return any(PARALLEL_LOOP in func.script() for _, func in mod.functions_items())
+
+
 def use_threads(threads: int) -> None:
     """Run this thread's TVM kernels on `threads` workers (`runner.configure_threads`).
+
+    Resizing the pool is not free: measured on the 2-vCPU host (2026-12-03), a 256^3 GEMM built
+    for 2 threads ran 0.82-0.94x its one-thread build's speed when every timing alternated the
+    pool between 1 and 2 workers, 1.75-1.87x when the pool kept 2 (the one-thread build has no
+    parallel loop and runs on the calling thread either way; `CompiledCascade.device` then
+    leaves the pool alone).
 
     TVM's own default on x86 is half the hardware threads (one on a 2-vCPU VM).  Its pool, one
     per calling thread, can only grow before it exists (see `runner.configure_threads`), so a
@@ -210,8 +228,9 @@ def compile_cascade(
     compiles one kernel per Einsum.  A "cuda" build holds
     the generated CUDA source (see `cuda_source`); it runs only where a GPU exists.  With
     `out_dir`, the build is also exported there (`CompiledCascade.export`).  `threads` is the
-    number of TVM worker threads its CPU kernels run on (`use_threads`: set here already, so
-    that schedule timing during the build uses it too); None keeps TVM's own count.
+    number of TVM worker threads its CPU kernels run on (`use_threads` when they run, and
+    here already for MetaSchedule, whose choice times kernels during the build); None keeps
+    TVM's own count.
     """
     if target not in TARGETS:
         raise InputError(f"unknown TVM target {target!r} (known: {', '.join(TARGETS)})")
@@ -219,8 +238,8 @@ def compile_cascade(
         raise InputError(f"unknown TVM schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
     if groups is None:
         groups = kernel_plan(cascade).groups
-    if threads is not None and target == "llvm":
-        use_threads(threads)
+    if threads is not None and target == "llvm" and schedule == "metaschedule":
+        use_threads(threads)  # its choice between tuned and default kernels times them here
     lowered = lower_cascade(cascade, groups)  # raises the install hint when TVM is missing
     import tvm  # noqa: PLC0415
 
@@ -234,8 +253,9 @@ def compile_cascade(
     if target == "cuda" and "cuda" not in [m.kind for m in executable.mod.imports]:
         raise InputError(f"cascade {cascade.name}: the cuda build holds no CUDA kernels")
     compiled = CompiledCascade(
-        cascade, lowered, mod, executable, target, schedule, cuda_arch, threads
-    )
+        cascade, lowered, mod, executable, target, schedule, cuda_arch, threads,
+        has_parallel_loops(mod),
+    )  # fmt: skip
     if out_dir is not None:
         compiled.export(out_dir)
     return compiled
