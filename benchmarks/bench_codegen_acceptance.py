@@ -158,6 +158,7 @@ def bench_bundled(name: str, device: Device, args: argparse.Namespace) -> dict[s
         "median_s": {k: v for k, v in model_s.items() if v is not None},
         "median_ratio": data["median_ratio"],
         "numerics_ok": ok,
+        "core_scaling": data["core_scaling"],  # around this model's timings
         "kernels": data["kernels"],
         "speedups": [
             t[SERIAL] / t[UNTUNED]
@@ -249,6 +250,10 @@ def main() -> int:
     scaling += [core_scaling(args.threads)] if probe else []
     load_after = os.getloadavg()
     _report(rows, args, load_before, load_after)
+    for r in rows:
+        if r.get("core_scaling"):
+            before, after = r["core_scaling"]
+            print(f"cores around {r['name']}'s timings: {before:.2f}x before, {after:.2f}x after")
     if scaling:  # below SHARED_CORES_SCALING the cores were shared: threaded figures are low
         print(f"cores: {args.threads} threads ran a {PROBE_GEMM}^3 GEMM {scaling[0]:.2f}x faster "
               f"than 1 before all timings, {scaling[1]:.2f}x after"

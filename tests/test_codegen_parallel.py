@@ -186,3 +186,18 @@ def test_a_small_tuning_budget_is_shared_by_every_kernel():
     assert trials_per_round(32, 12) == 3  # 12 kernels x 3 >= 32: every kernel gets a round
     assert trials_per_round(16, 12) == 2
     assert trials_per_round(1000, 2) == 64
+
+
+def test_a_parallel_conv_is_split_in_bands_of_output_rows_and_a_gemm_in_row_blocks():
+    pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
+    from codesign.codegen.cpu_plan import Plan  # noqa: PLC0415
+    from codesign.codegen.cpu_schedule import _band  # noqa: PLC0415
+
+    # conv n, m, p, q | c, r, s: vector q, row m (output channels): bands of output rows p
+    conv = Plan((0, 1, 2, 3), (4, 5, 6), (1, 16, 32, 32, 16, 3, 3), 3, 1, 32, 8, ())
+    assert _band(conv, [0, 1, 2], threads=2) == 2
+    assert _band(conv, [0, 1, 2], threads=3) is None  # 32 rows do not split evenly in 3
+    gemm = Plan((0, 1), (2,), (512, 512, 512), 1, 0, 32, 8, ())
+    assert _band(gemm, [0], threads=2) is None  # only the row variable: row blocks
+    batched = Plan((0, 1, 2), (3,), (8, 64, 64, 64), 2, 1, 32, 8, ())
+    assert _band(batched, [0, 1], threads=2) == 0  # heads / batch entries per thread

@@ -144,6 +144,8 @@ def _inline_around(sch: Any, main_name: str, par: _Outer) -> Any | None:
         if name == main_name:
             continue
         if name.endswith(PAD_SUFFIX):  # inlining would bring the bounds test back
+            if par.parallel:  # in bands of rows, as the conv reads them (`_band`)
+                _rows_first(sch, block)
             _tile_elementwise(sch, block, par)
             continue
         try:
@@ -151,6 +153,14 @@ def _inline_around(sch: Any, main_name: str, par: _Outer) -> Any | None:
         except Exception:  # noqa: BLE001 - TVM raises its own error types; keep the nest
             _tile_elementwise(sch, block, par)
     return None if names[-1] == main_name else blocks[-1]
+
+
+def _rows_first(sch: Any, block: Any) -> None:
+    """Move the block's row loop (its second-to-last, e.g. H of NCHW) outermost, so its
+    parallel split gives each thread a band of rows."""
+    loops = sch.get_loops(block)
+    if len(loops) >= 3:
+        sch.reorder(loops[-2], *loops[:-2])
 
 
 def _inline_epilogue(sch: Any, epilogue: Any) -> bool:
@@ -220,8 +230,10 @@ def _micro_kernel(
         row_outer, row_inner = None, spatial_loops[plan.row]
     if row_outer is not None and blocks > 1:
         row_block, row_outer = sch.split(row_outer, [blocks, None])
-    outer = [row_block] if row_block is not None else []
-    outer += [v_outer] + [spatial_loops[k] for k in others if k != plan.row]
+    band = _band(plan, others, costs.threads) if par.parallel else None
+    outer = [spatial_loops[band]] if band is not None else []
+    outer += [row_block] if row_block is not None else []
+    outer += [v_outer] + [spatial_loops[k] for k in others if k not in (plan.row, band)]
     outer += [row_outer] if row_outer is not None else []
     inner = [row_inner] if row_inner is not None else []
     sch.reorder(*outer, *reduced_loops, *inner, v_inner)
@@ -239,6 +251,24 @@ def _micro_kernel(
     sch.decompose_reduction(block, reduced_loops[0])
     _vectorize_innermost(sch, cache)
     return fused
+
+
+def _band(plan: Plan, others: list[int], threads: int) -> int | None:
+    """The output variable that splits a parallel contraction among the threads in bands (a
+    conv's output rows), or None to split by row blocks.
+
+    A conv's row variable is an output channel (its broadcast operand, the weight, is small):
+    split by channel blocks, every thread reads the whole input, half of it written by the
+    other core (the previous kernel's output and this kernel's padded copy), a transfer on
+    every call.  Split by output rows, a thread reads the input rows it padded itself, from
+    the rows the previous conv's same thread wrote, but for a halo.  The band variable is the
+    longest output variable other than the row and vector ones whose extent is a multiple of
+    the thread count (at least two bands per thread)."""
+    candidates = [
+        k for k in others
+        if k != plan.row and plan.extents[k] >= 2 * threads and plan.extents[k] % threads == 0
+    ]  # fmt: skip
+    return max(candidates, key=lambda k: (plan.extents[k], -k), default=None)
 
 
 def _row_tile_bytes(sch: Any, block: Any, plan: Plan) -> int:
