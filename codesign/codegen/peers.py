@@ -103,6 +103,14 @@ def _reshape(torch: Any, node: Any, x: Any, shape: Any) -> Any:
     return x.reshape(target)
 
 
+def _layer_norm(torch: Any, node: Any, x: Any, scale: Any, bias: Any = None) -> Any:
+    axis = _attr(node, "axis", -1)
+    axis = axis if axis >= 0 else x.dim() + axis
+    shape = list(x.shape[axis:])
+    eps = _attr(node, "epsilon", 1e-5)
+    return torch.nn.functional.layer_norm(x, shape, scale, bias, eps)
+
+
 def _flatten(torch: Any, node: Any, x: Any) -> Any:
     axis = _attr(node, "axis", 1)
     return x.reshape(int(np.prod(x.shape[:axis])), -1)
@@ -130,6 +138,7 @@ TORCH_OPS: dict[str, Callable[..., Any]] = {
         list(_attr(n, "strides", [1, 1])),
         list(_attr(n, "pads", [0, 0, 0, 0]))[:2],
     ),  # fmt: skip
+    "LayerNormalization": _layer_norm,
     "Reshape": _reshape,
     "Flatten": _flatten,
     "Transpose": lambda t, n, x: x.permute(*_attr(n, "perm", list(range(x.dim()))[::-1])),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from codesign.codegen.te_fastmath import FAST_DTYPE, fast_unary
 from codesign.errors import InputError
 from codesign.ir.cascade import Cascade, Einsum
 from codesign.ir.expr import Access, Binary, BinaryOp, Const, Expr, ReduceOp, Select, Unary, UnaryOp
@@ -276,13 +277,33 @@ def reducer(te, tirx, op: ReduceOp, dtype: np.dtype):  # noqa: ANN202 - a TVM Co
     return te.comm_reducer(combine, lambda t: tirx.const(start.value, t), name=op.value)
 
 
+def _exp(t, x, dt: str):  # noqa: ANN001, ANN202
+    return fast_unary("exp", x) if dt == FAST_DTYPE else t.exp(x)
+
+
+def _erf(t, x, dt: str):  # noqa: ANN001, ANN202
+    return fast_unary("erf", x) if dt == FAST_DTYPE else t.erf(x)
+
+
+def _tanh(t, x, dt: str):  # noqa: ANN001, ANN202
+    return fast_unary("tanh", x) if dt == FAST_DTYPE else t.tanh(x)
+
+
+def _sigmoid(t, x, dt: str):  # noqa: ANN001, ANN202
+    if dt != FAST_DTYPE:
+        return t.sigmoid(x)
+    one = t.const(1, dt)
+    return one / (one + fast_unary("exp", -x))
+
+
 def _gelu(t, x, dt: str):  # noqa: ANN001, ANN202
-    return x * t.const(0.5, dt) * (t.const(1, dt) + t.erf(x * t.const(1 / math.sqrt(2.0), dt)))
+    erf = _erf(t, x * t.const(1 / math.sqrt(2.0), dt), dt)
+    return x * t.const(0.5, dt) * (t.const(1, dt) + erf)
 
 
 def _gelu_tanh(t, x, dt: str):  # noqa: ANN001, ANN202
     c, k = t.const(math.sqrt(2.0 / math.pi), dt), t.const(0.044715, dt)
-    return t.const(0.5, dt) * x * (t.const(1, dt) + t.tanh(c * (x + k * x * x * x)))
+    return t.const(0.5, dt) * x * (t.const(1, dt) + _tanh(t, c * (x + k * x * x * x), dt))
 
 
 def _sign(t, x, dt: str):  # noqa: ANN001, ANN202
@@ -291,17 +312,19 @@ def _sign(t, x, dt: str):  # noqa: ANN001, ANN202
 
 
 # The TVM form of each IR operator: (tirx module, argument cast to the result type, its dtype).
+# exp, erf, tanh (and sigmoid, GELU, SiLU through them) on float32 take TVM's vectorisable
+# approximations (`codesign.codegen.te_fastmath`); other types keep the libm intrinsics.
 UNARY_TVM = {
-    UnaryOp.EXP: lambda t, x, dt: t.exp(x), UnaryOp.LOG: lambda t, x, dt: t.log(x),
+    UnaryOp.EXP: _exp, UnaryOp.LOG: lambda t, x, dt: t.log(x),
     UnaryOp.RELU: lambda t, x, dt: t.max(x, t.const(0, dt)), UnaryOp.GELU: _gelu,
-    UnaryOp.GELU_TANH: _gelu_tanh, UnaryOp.TANH: lambda t, x, dt: t.tanh(x),
-    UnaryOp.SIGMOID: lambda t, x, dt: t.sigmoid(x), UnaryOp.SQRT: lambda t, x, dt: t.sqrt(x),
+    UnaryOp.GELU_TANH: _gelu_tanh, UnaryOp.TANH: _tanh,
+    UnaryOp.SIGMOID: _sigmoid, UnaryOp.SQRT: lambda t, x, dt: t.sqrt(x),
     UnaryOp.RSQRT: lambda t, x, dt: t.const(1, dt) / t.sqrt(x),
     UnaryOp.RECIP: lambda t, x, dt: t.const(1, dt) / x, UnaryOp.NEG: lambda t, x, dt: -x,
-    UnaryOp.ABS: lambda t, x, dt: t.abs(x), UnaryOp.ERF: lambda t, x, dt: t.erf(x),
+    UnaryOp.ABS: lambda t, x, dt: t.abs(x), UnaryOp.ERF: _erf,
     UnaryOp.FLOOR: lambda t, x, dt: t.floor(x), UnaryOp.CEIL: lambda t, x, dt: t.ceil(x),
     UnaryOp.ROUND: lambda t, x, dt: t.nearbyint(x), UnaryOp.SIN: lambda t, x, dt: t.sin(x),
-    UnaryOp.COS: lambda t, x, dt: t.cos(x), UnaryOp.SILU: lambda t, x, dt: x * t.sigmoid(x),
+    UnaryOp.COS: lambda t, x, dt: t.cos(x), UnaryOp.SILU: lambda t, x, dt: x * _sigmoid(t, x, dt),
     UnaryOp.SIGN: _sign,
 }  # fmt: skip
 
