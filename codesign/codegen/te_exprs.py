@@ -74,7 +74,11 @@ def expr_value(tirx, expr: Expr, scope: Scope, reduction: bool) -> tuple[PrimExp
     if isinstance(expr, Access):
         return _access(tirx, expr, scope, reduction)
     if isinstance(expr, Const):
-        return tirx.const(expr.value, "float32"), np.dtype(np.float32)
+        # rounded to float32 first, as the interpreter holds it: a mask constant written as
+        # -3.40282347e+38 is, as a double, just below float32's lowest, which TVM refuses
+        with np.errstate(over="ignore"):
+            value = float(np.float32(expr.value))
+        return tirx.const(value, "float32"), np.dtype(np.float32)
     if isinstance(expr, Unary):
         arg, dtype = expr_value(tirx, expr.arg, scope, reduction)
         out = UNARY[expr.op](np.ones((1,), dtype)).dtype
