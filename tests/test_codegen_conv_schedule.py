@@ -46,6 +46,18 @@ def test_conv_rows_narrower_than_the_vector_tile_vectorise_output_channels(cnn):
     assert plan is not None and plan.vector == Q
 
 
+def test_conv_rows_not_a_multiple_of_the_vector_tile_vectorise_output_channels():
+    # ResNet's stage-1 3x3 convs: 56-wide rows would take 28-lane tiles (11 ms vs 0.5 ms)
+    from codesign.frontends.layers import conv
+    from codesign.ir.dtypes import DType
+
+    cascade = conv(1, 64, 64, 56, 56, 3, 3, dtype=DType.F32)
+    lowered = lower_cascade(cascade, kernel_plan(cascade).groups)
+    (stage,) = lowered.stages
+    plan = _plan(stage, frozenset(lowered.weights))
+    assert plan is not None and (plan.vector, plan.vector_tile) == (M, 32)
+
+
 def test_channel_vectorised_conv_blocks_rows_over_the_output_columns(cnn):
     stages, weights = cnn
     # stride-2 3x3 (Conv_145), 1x1 stride-2 shortcut (Conv_143), 16-wide rows (Conv_147):
