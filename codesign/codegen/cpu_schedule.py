@@ -379,17 +379,18 @@ def _tiled(
         fused = sch.fuse(*par_loops) if len(par_loops) > 1 else par_loops[0]
         par.add(sch, fused, main=True)
     vec = spatial[-1] if spatial else None
+    reduced_inner = [inner[k] for k in reduced if k in inner]  # not the extent-1 ones
     if vec is not None and vec in inner and extents[vec] > 1:
         sch.vectorize(inner[vec])
     elif (
         fused is not None
+        and reduced_inner
         and not any(k in inner for k in spatial)  # the reduced loops are the innermost
-        and _partial_sums(sch, block, [inner[k] for k in reduced], micro)
+        and _partial_sums(sch, block, reduced_inner, micro)
     ):
         return fused
-    first = next((inner[k] for k in reduced if k in inner), None)
-    if first is not None:
-        sch.decompose_reduction(block, first)
+    if reduced_inner:
+        sch.decompose_reduction(block, reduced_inner[0])
     return fused
 
 

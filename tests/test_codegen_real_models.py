@@ -1,0 +1,86 @@
+"""What real models (MiniLM, the onnx package's SqueezeNet and ShuffleNet) brought to the code
+generator and its peers: each one a traceback in `codesign compile`/`bench` before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
+
+from codesign.codegen.tvm import compile_cascade  # noqa: E402
+from codesign.ir import interpret  # noqa: E402
+from codesign.ir.builder import CascadeBuilder, var_access  # noqa: E402
+from codesign.ir.cascade import Role  # noqa: E402
+from codesign.ir.dtypes import DType  # noqa: E402
+
+
+def test_a_float32_lowest_constant_written_in_decimal_compiles_and_equals_the_interpreter():
+    # MiniLM's attention mask: -3.40282347e+38, as a double just below float32's lowest
+    from codesign.ir.expr import Binary, BinaryOp, Const
+
+    b = CascadeBuilder("mask")
+    x = b.tensor("x", (4, 8), DType.F32, Role.INPUT)
+    y = b.tensor("y", (4, 8), DType.F32, Role.OUTPUT)
+    body = Binary(BinaryOp.MUL, var_access(x, "ij"), Const(-3.40282347e38))
+    b.einsum("mask", var_access(y, "ij"), body, {"i": 4, "j": 8})
+    cascade = b.build()
+    values = {"x": np.random.default_rng(2).random((4, 8)).astype(np.float32)}
+    got = compile_cascade(cascade).run(values)["y"]
+    np.testing.assert_allclose(got, interpret(cascade, values)["y"], rtol=1e-6)
+
+
+def test_a_reduction_with_an_extent_one_reduced_loop_compiles_and_equals_the_interpreter():
+    # SqueezeNet's pooling: the partial-sum vectoriser listed every reduced loop, one of them
+    # of extent 1 (kept outside the tile) -- a KeyError traceback in compile/bench
+    from codesign.ir.expr import Access, ReduceOp
+    from codesign.ir.index import Affine
+
+    b = CascadeBuilder("pool")
+    x = b.tensor("x", (2, 64, 13, 1), DType.F32, Role.INPUT)
+    y = b.tensor("y", (2, 64, 1), DType.F32, Role.OUTPUT)
+    window = Access(x, (Affine.var("n"), Affine.var("c"), Affine.var("r"),
+                        Affine.of([("q", 1), ("s", 1)])))  # fmt: skip
+    b.einsum("pool", var_access(y, "ncq"), window,
+             {"n": 2, "c": 64, "q": 1, "r": 13, "s": 1}, ReduceOp.SUM, ("r", "s"))  # fmt: skip
+    cascade = b.build()
+    values = {"x": np.random.default_rng(3).standard_normal((2, 64, 13, 1)).astype(np.float32)}
+    got = compile_cascade(cascade).run(values)["y"]
+    np.testing.assert_allclose(got, interpret(cascade, values)["y"], rtol=1e-5, atol=1e-6)
+
+
+
+def _onnx_relu(path, input_name: str) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [input_name], ["y"])], "relu",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+
+
+def test_peers_find_an_onnx_input_under_the_name_the_frontend_gave_it(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from codesign.codegen.peers import time_onnxruntime
+    from codesign.frontends import load_model
+
+    path = tmp_path / "relu.onnx"
+    _onnx_relu(path, "gpu_0/data_0")  # ShuffleNet's input name
+    (tensor,) = load_model(str(path)).inputs
+    assert tensor.name != "gpu_0/data_0"
+    value = np.ones((2, 8), np.float32)
+    timed = time_onnxruntime(path, {tensor.name: value}, repeat=2)
+    assert timed.median_s is not None and len(timed.runs_s) == 2
+
+
+def test_an_onnxruntime_failure_is_a_note_not_a_traceback(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from codesign.codegen.peers import time_onnxruntime
+
+    path = tmp_path / "relu.onnx"
+    _onnx_relu(path, "x")
+    timed = time_onnxruntime(path, {}, repeat=2)  # no value for x
+    assert timed.median_s is None and timed.note.startswith("onnxruntime failed: ")
