@@ -84,3 +84,25 @@ def test_an_onnxruntime_failure_is_a_note_not_a_traceback(tmp_path):
     _onnx_relu(path, "x")
     timed = time_onnxruntime(path, {}, repeat=2)  # no value for x
     assert timed.median_s is None and timed.note.startswith("onnxruntime failed: ")
+
+
+def test_local_response_normalisation_compiles_and_equals_the_interpreter(tmp_path):
+    # ZFNet's and DenseNet's LRN: its epilogue, computed per tile of the windowed square sum,
+    # could not be vectorised there (a TVM ScheduleError traceback); it now stays scalar
+    import onnx
+    from onnx import TensorProto, helper
+
+    from codesign.frontends import load_model
+
+    graph = helper.make_graph(
+        [helper.make_node("LRN", ["x"], ["y"], size=5, alpha=1e-4, beta=0.75, bias=1.0)],
+        "lrn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 37, 37])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 37, 37])],
+    )  # fmt: skip
+    path = tmp_path / "lrn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    cascade = load_model(str(path))
+    values = {"x": np.random.default_rng(4).standard_normal((1, 8, 37, 37)).astype(np.float32)}
+    got = compile_cascade(cascade).run(values)
+    for name, want in interpret(cascade, values).items():
+        np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-6)
