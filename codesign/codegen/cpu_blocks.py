@@ -21,7 +21,8 @@ from codesign.codegen.cpu_plan import Micro, Plan, read_uses, region_bytes, snap
 
 class Outer:
     """The fused outer loops of one kernel as they are made, marked parallel or not; `chunks`
-    is the extent of the main block's one (else of the first one made)."""
+    is the extent of the first one made, `main_chunks` the least extent of a main block's one
+    (a contraction's, or another reduction's)."""
 
     def __init__(self, parallel: bool) -> None:
         self.parallel = parallel
@@ -31,9 +32,16 @@ class Outer:
     def add(self, sch: Any, loop: Any, main: bool = False) -> None:
         extent = int(sch.get(loop).extent)
         self.chunks = extent if self.chunks is None else self.chunks
-        self.main_chunks = extent if main else self.main_chunks
+        if main:
+            self.main_chunks = extent if self.main_chunks is None else min(self.main_chunks, extent)
         if self.parallel:
             sch.parallel(loop)
+
+    def copy(self) -> Outer:
+        """An independent copy (to try a schedule aside and keep it only when TVM accepts it)."""
+        twin = Outer(self.parallel)
+        twin.chunks, twin.main_chunks = self.chunks, self.main_chunks
+        return twin
 
 
 def rows_first(sch: Any, block: Any) -> None:
