@@ -63,11 +63,11 @@ def test_fused_convs_get_local_accumulators_and_prepacked_weights_and_match(fuse
         script = func.script()
         convs = {e for e in stage.einsums if e.startswith("node_Conv") and "_bias" not in e}
         for conv in convs:  # each conv accumulates in registers, stored once per tile
-            assert f'{conv}_local = T.sblock_alloc_buffer(' in script, conv
+            assert f"{conv}_local = T.sblock_alloc_buffer(" in script, conv
         packed = json.loads(str(func.attrs[PREPACK_ATTR]))
         assert packed  # the stride-2 and 1x1 convs read their weight in panels
         for entry in packed:  # the parameter itself takes the panel layout [o // t, ..., t]
-            found = re.search(rf'{entry["buffer"]}: T\.Buffer\(\(([\d, ]+)\)', script)
+            found = re.search(rf"{entry['buffer']}: T\.Buffer\(\(([\d, ]+)\)", script)
             assert found is not None, entry["buffer"]
             shape = [int(n) for n in found.group(1).split(",")]
             assert shape[-1] == entry["tile"] and len(shape) == 5
@@ -86,9 +86,7 @@ def test_fused_blocks_are_parallel_where_their_own_kernels_are(cnn, fused_cnn):
     assert not _parallel_extents(serial.scheduled.script())
 
 
-def test_a_block_refusing_the_micro_kernel_falls_back_to_the_generic_tile(
-    fused_cnn, monkeypatch
-):
+def test_a_block_refusing_the_micro_kernel_falls_back_to_the_generic_tile(fused_cnn, monkeypatch):
     def refuse(*args, **kwargs):
         raise tvm.s_tir.ScheduleError("refused")
 
@@ -107,5 +105,5 @@ def test_flash_attention_kernel_uses_the_micro_kernel_and_matches():
     fused = run_pipeline(cascade, parse_pipeline("flash-attention"))[0]
     compiled = compile_cascade(fused, threads=2)
     (stage,) = _multi(compiled)
-    assert "scope=\"local\"" in compiled.scheduled[stage.symbol].script()
+    assert 'scope="local"' in compiled.scheduled[stage.symbol].script()
     _assert_matches_interpreter(compiled, fused)
