@@ -210,19 +210,29 @@ def _reduction_steps(
 ) -> list[Step]:
     """The schedules to try for a reduction block, best first: the micro-kernel of a
     contraction (as `cpu_schedule`'s), else the tiled nest of another reduction (a mean,
-    a softmax's sum, as `cpu_schedule`'s); the generic register tile last."""
+    a softmax's sum, as `cpu_schedule`'s) when it vectorises; the generic register tile last
+    (it unrolls independent rows, which beats one sequential chain per output: a softmax's
+    max, whose reducer TVM's ``rfactor`` does not recognise)."""
 
     def micro_step(sch: Any, par: Outer, packed: list[dict[str, Any]]) -> Any:
         assert plan is not None
         return micro_kernel(sch, block, plan, costs, constants, packed, par)
 
     def tiled_step(sch: Any, par: Outer, packed: list[dict[str, Any]]) -> Any:
-        return tiled(sch, block, ("",) * len(sch.get_loops(block)), {}, micro, par)
+        fused = tiled(sch, block, ("",) * len(sch.get_loops(block)), {}, micro, par)
+        if not _vectorized(sch, block):  # a sequential chain: the register tile does better
+            raise ValueError("no vector loop")
+        return fused
 
     def generic_step(sch: Any, par: Outer, packed: list[dict[str, Any]]) -> Any:
         return _reduction_tiled(sch, block, par, micro)
 
     return [micro_step if plan is not None else tiled_step, generic_step]
+
+
+def _vectorized(sch: Any, block: Any) -> bool:
+    """Whether the loop nest around `block` has a vectorised loop."""
+    return "T.vectorized(" in sch.get(sch.get_loops(block)[0]).script()
 
 
 def _first(
