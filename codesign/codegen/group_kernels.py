@@ -9,12 +9,22 @@ scheduled here, block by block:
 * element-wise blocks are inlined into element-wise consumers (not into a reduction, which
   would recompute them at every reduced point; a block the recurrence loop reads is *pinned*:
   that loop's block declares no reads, so inlining would drop the buffer it reads);
-* on the CPU every remaining compute block gets a parallel outer loop (its spatial loops fused)
-  and a vectorised inner loop; a reduction gets a ``row x vector`` register tile inside its
-  reduction loops; the kernel's last block, when element-wise, is computed per tile of the
-  reduction it reads (``reverse_compute_at`` under that reduction's parallel loop); outputs
-  of inner members are internal allocations of the one PrimFunc, never arguments; a
-  recurrence loop is parallel over its rows already;
+* on the CPU each remaining block gets the schedule `cpu_schedule` gives the same block as a
+  kernel of its own (`codesign.codegen.cpu_blocks`): a contraction the register-blocked
+  micro-kernel of `cpu_plan.contraction_plan` (a weight that only this block reads is
+  pre-packed, `PREPACK_ATTR`; a parallel conv is split in bands of output rows), another
+  reduction the tiled nest (vectorised partial sums) when it vectorises, else a ``row x
+  vector`` register tile; padded copies and element-wise blocks the vectorised nest.  An
+  element-wise block reading a micro-kernel's output is folded into its accumulator's
+  write-back when TVM allows it (one intermediate read), else computed per tile of that
+  reduction (``reverse_compute_at``, when every producer is under its loop), else its own
+  nest.  A block TVM refuses a schedule for falls back to the next (the register tile last),
+  tried on a copy of the schedule, so the build never fails.  Each parallel block is one
+  fork-join, so the cost rule (`cpu_parallel.parallel_threads`) decides per block, from the
+  block's own work; a padded copy is parallel when a conv reading it is.  Outputs of inner
+  members are internal allocations of the one PrimFunc, never arguments.  A kernel with a
+  recurrence keeps the simpler schedule: every compute block parallel, a reduction with the
+  register tile (the recurrence loop is parallel over its rows already);
 * on CUDA every remaining compute block is one thread per output point (spatial loops fused,
   split over ``blockIdx.x`` x ``threadIdx.x``; reduction loops run inside the thread); the
   recurrence uses its thread-bound variant (`Stage.gpu_func`).  The functions are marked
