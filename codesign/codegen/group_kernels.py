@@ -47,6 +47,7 @@ from codesign.codegen.cpu_blocks import (
     rows_first,
     tile_elementwise,
     tiled,
+    vectorize_innermost,
 )
 from codesign.codegen.cpu_parallel import CpuCosts, block_work, parallel_threads
 from codesign.codegen.cpu_plan import Micro, Plan, contraction_plan, snap_tile
@@ -311,9 +312,7 @@ def _epilogue_at(sch: Any, block: Any, anchors: dict[str, Any]) -> bool:
         sch.reverse_compute_at(block, anchor)
     except Exception:  # noqa: BLE001 - TVM's own error types: keep the separate nest
         return False
-    loops = sch.get_loops(block)
-    if int(sch.get(loops[-1]).extent) > 1:
-        sch.vectorize(loops[-1])
+    vectorize_innermost(sch, block)  # where TVM allows it
     return True
 
 
