@@ -91,7 +91,7 @@ def test_a_reduction_over_a_strided_dimension_keeps_the_sequential_sum():
     import tvm
     from tvm import te
 
-    from codesign.codegen.cpu_schedule import _partial_sums
+    from codesign.codegen.cpu_blocks import _partial_sums
 
     a = te.placeholder((64, 1), name="A")
     r = te.reduce_axis((0, 64), name="r")

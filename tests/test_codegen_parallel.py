@@ -190,8 +190,8 @@ def test_a_small_tuning_budget_is_shared_by_every_kernel():
 
 def test_a_parallel_conv_is_split_in_bands_of_output_rows_and_a_gemm_in_row_blocks():
     pytest.importorskip("tvm", reason="apache-tvm not installed (pip install codesign[tvm])")
+    from codesign.codegen.cpu_blocks import _band  # noqa: PLC0415
     from codesign.codegen.cpu_plan import Plan  # noqa: PLC0415
-    from codesign.codegen.cpu_schedule import _band  # noqa: PLC0415
 
     # conv n, m, p, q | c, r, s: vector q, row m (output channels): bands of output rows p
     conv = Plan((0, 1, 2, 3), (4, 5, 6), (1, 16, 32, 32, 16, 3, 3), 3, 1, 32, 8, ())

@@ -83,6 +83,12 @@ def costs_for(target: Target, threads: int) -> CpuCosts:
     return CpuCosts(max(1, threads), lanes * FLOPS_PER_LANE_PER_CYCLE * NOMINAL_CLOCK_HZ)
 
 
+def target_cores(target: Target) -> int:
+    """The target's ``num-cores`` (1 when it does not say)."""
+    cores = target.attrs.get("num-cores")
+    return int(cores) if cores is not None else 1
+
+
 @dataclass(frozen=True, slots=True)
 class Work:
     """A kernel's arithmetic (`flops`: 2 per multiply-accumulate, 1 per other block
@@ -183,3 +189,22 @@ def kernel_work(func: Any, constants: frozenset[str] = frozenset()) -> Work:
                 footprint[buf.name] = float(np.prod([int(x) for x in buf.shape])) * itemsize
     handoff = sum(size for name, size in footprint.items() if name not in constants)
     return Work(flops, sum(footprint.values()), handoff)
+
+
+def block_work(stmt: Any, constants: frozenset[str] = frozenset()) -> Work:
+    """`Work` of one block of a kernel (an ``SBlock`` of a TE PrimFunc), as if it were a kernel
+    of its own: its iterations, and every buffer it reads or writes (internal intermediates
+    too: another block of the kernel wrote them, maybe split another way); the `constants`
+    are not handed off between cores."""
+    import numpy as np  # noqa: PLC0415
+
+    count = float(np.prod([int(it.dom.extent) for it in stmt.iter_vars]))
+    reduces = any(int(it.iter_type) != 0 for it in stmt.iter_vars)
+    footprint: dict[str, float] = {}
+    for region in (*stmt.reads, *stmt.writes):
+        buf = region.source
+        dtype = str(buf.dtype)
+        itemsize = 1 if dtype == "bool" else np.dtype(dtype).itemsize
+        footprint[str(buf.name)] = float(np.prod([int(x) for x in buf.shape])) * itemsize
+    handoff = sum(size for name, size in footprint.items() if name not in constants)
+    return Work(count * (2.0 if reduces else 1.0), sum(footprint.values()), handoff)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codesign.codegen.cpu_parallel import costs_for
+from codesign.codegen.cpu_parallel import costs_for, target_cores
 from codesign.codegen.cpu_plan import micro_for
 from codesign.codegen.cpu_schedule import schedule_stage
 from codesign.codegen.group_kernels import with_multi_stage
@@ -82,7 +82,7 @@ def default_schedule(
         return dlight_schedule(mod, lowered, target, options)
     tiles = options.tiles or {}
     micro = micro_for(target)
-    costs = costs_for(target, options.threads or _cores(target))
+    costs = costs_for(target, options.threads or target_cores(target))
     weights = frozenset(lowered.weights)
     return tvm.IRModule(
         {
@@ -90,12 +90,6 @@ def default_schedule(
             for stage in lowered.stages
         }
     )
-
-
-def _cores(target: Target) -> int:
-    """The target's ``num-cores`` (1 when it does not say)."""
-    cores = target.attrs.get("num-cores")
-    return int(cores) if cores is not None else 1
 
 
 # -- dlight ----------------------------------------------------------------------------------
