@@ -230,8 +230,8 @@ def main() -> int:
     parser.add_argument("--tune", type=int, default=16, help="MetaSchedule trials per build")
     parser.add_argument("--tuning-dir", default=None, help="tuning databases (reused)")
     parser.add_argument("--hw", help="family: cpu YAML (default: measure this host now)")
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=BenchOptions().repeat)
+    parser.add_argument("--rounds", type=int, default=BenchOptions().rounds)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="worker threads of TVM and onnxruntime (default: this process's "
                         "CPUs)")  # fmt: skip

@@ -192,3 +192,15 @@ def test_narrow_or_strided_conv_vectorises_output_channels_over_a_prepacked_weig
     got, want = compiled.run(inputs), interpret(cascade, compiled.values(inputs))
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_the_cli_bench_defaults_are_bench_options_defaults():
+    import argparse
+
+    from codesign.cli.codegen_cmd import add_parser
+    from codesign.codegen.compare import BenchOptions
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(), lambda p: p.add_argument("model"))
+    args = parser.parse_args(["bench", "m.onnx"])
+    assert (args.repeat, args.rounds) == (BenchOptions().repeat, BenchOptions().rounds)

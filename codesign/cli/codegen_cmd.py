@@ -70,8 +70,11 @@ def add_parser(sub, model_args: Callable[..., None]) -> None:
         metavar="HOST.yaml",
         help="family: cpu YAML (benchmarks/measure_host_cpu.py); default: measure now",
     )
-    p.add_argument("--repeat", type=int, default=10, help="timed runs per kernel per round")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (TVM and peers)")
+    # BenchOptions' defaults (not imported here: the parser is built without numpy)
+    p.add_argument("--repeat", type=int, default=4, help="timed runs per kernel per round")
+    p.add_argument("--rounds", type=int, default=9,
+                   help="interleaved rounds (TVM and peers; many short ones ride out a "
+                        "transient slowdown of the host)")  # fmt: skip
     p.add_argument("--tune", type=int, default=0, metavar="TRIALS",
                    help="also build with MetaSchedule tuning (TRIALS trials in all)")  # fmt: skip
     p.add_argument("--tuning-dir", metavar="DIR",
