@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from codesign.codegen.cpu_parallel import CpuCosts, row_blocks
-from codesign.codegen.cpu_plan import Micro, Plan, read_uses, region_bytes, snap_tile
+from codesign.codegen.cpu_plan import (
+    Micro,
+    Plan,
+    output_dim,
+    read_uses,
+    region_bytes,
+    snap_tile,
+)
 
 
 class Outer:
@@ -91,8 +98,8 @@ def micro_kernel(
     from tvm.tirx import IndexMap  # noqa: PLC0415
 
     stmt = sch.get(block)
-    out_dims = read_uses(stmt.writes[0], stmt.iter_vars)[1]
-    out_dim = out_dims.get(plan.vector)  # the output dimension of the vector variable
+    # the output dimension of the vector variable (`contraction_plan` checked it exists)
+    out_dim = output_dim(stmt, stmt.iter_vars, plan.vector, vt)
     reads = stmt.reads
     for index, dim in plan.pack:  # first: the relayout below then simplifies the panel index
         name = str(reads[index].source.name)

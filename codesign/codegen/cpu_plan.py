@@ -101,7 +101,9 @@ def contraction_plan(
         wider = [k for k in spatial[:-1] if extents[k] >= micro.vector_tile]
         candidates = sorted(wider, key=lambda k: -extents[k]) + candidates
     for vector in candidates:
-        plan = _plan_for(stmt, iters, uses, vector, spatial, reduced, extents, names, tiles, micro)
+        plan = _plan_for(
+            stmt, iters, uses, vector, spatial, reduced, extents, names, tiles, micro, constants
+        )
         if plan is None:
             continue
         names_packed = [str(stmt.reads[index].source.name) for index, _ in plan.pack]
@@ -121,6 +123,7 @@ def _plan_for(
     names: tuple[str, ...],
     tiles: Mapping[str, int],
     micro: Micro,
+    constants: frozenset[str] = frozenset(),
 ) -> Plan | None:
     # the row variable: an output variable read by an operand that does not read the vector
     # variable (broadcast along the vector), while another operand reads the vector variable
@@ -148,13 +151,52 @@ def _plan_for(
             continue
         last = len(read.region) - 1
         if dims.get(vector) is None:
-            # a window index such as q + s: contiguous when only the last dimension reads it
-            if _dims_reading(read, iters, vector) != [last]:
-                return None
-            continue
+            where = _dims_reading(read, iters, vector)
+            if where == [last]:  # a window index such as q + s: contiguous
+                continue
+            # a grouped conv's weight W[g * M + m, ...]: whole panels of m when every other
+            # term is a multiple of the vector tile, so a constant can still be pre-packed
+            if (
+                len(where) == 1
+                and str(read.source.name) in constants
+                and _aligned(read.region[where[0]].min, iters, vector, vector_tile)
+                and output_dim(stmt, iters, vector, vector_tile) is not None
+            ):
+                pack.append((index, where[0]))
+                continue
+            return None
         if dims[vector] != last or region_bytes(read) > PACK_MIN_BYTES:
             pack.append((index, dims[vector]))
     return Plan(spatial, reduced, extents, vector, row, vector_tile, row_tile, tuple(pack))
+
+
+def output_dim(stmt: Any, iters: Any, vector: int, tile: int) -> int | None:
+    """The output dimension the vector variable indexes: alone, or with other terms that are
+    multiples of the vector tile (a grouped conv's output channel ``g * M + m``); None when
+    neither (the tile's lanes would not be contiguous in the output)."""
+    write = stmt.writes[0]
+    where = _dims_reading(write, iters, vector)
+    if len(where) != 1:
+        return None
+    dim = where[0]
+    if read_uses(write, iters)[1].get(vector) == dim:
+        return dim
+    return dim if _aligned(write.region[dim].min, iters, vector, tile) else None
+
+
+def _aligned(expr: Any, iters: Any, k: int, tile: int) -> bool:
+    """Whether index `expr` is ``1 * var_k`` plus terms (and a constant) that are all multiples
+    of `tile`, so a `tile`-aligned run of var_k stays one contiguous, aligned run."""
+    from tvm.sym.pattern import detect_linear_equation  # noqa: PLC0415
+
+    coeffs = detect_linear_equation(expr, [it.var for it in iters])
+    if len(coeffs) != len(iters) + 1:
+        return False
+    try:
+        values = [int(c) for c in coeffs]
+    except (TypeError, ValueError):
+        return False
+    return values[k] == 1 and all(v % tile == 0 for j, v in enumerate(values) if j != k)
 
 
 def _unit_stride(read: Any, iters: Any, k: int) -> bool:
