@@ -168,27 +168,14 @@ def kernel_work(func: Any, constants: frozenset[str] = frozenset()) -> Work:
     """`Work` of an unscheduled TE PrimFunc: its blocks' iteration counts, and the sizes of the
     buffers its blocks read or write that it does not allocate itself (its parameters); the
     `constants` (weights) among them are not handed off between cores."""
-    import numpy as np  # noqa: PLC0415
     import tvm  # noqa: PLC0415
 
     sch = tvm.s_tir.Schedule(func)
     root = sch.get_sblock("root")
-    local = {buf.name for buf in sch.get(root).alloc_buffers}
-    flops = 0.0
-    footprint: dict[str, float] = {}
-    for block in sch.get_child_blocks(root):
-        stmt = sch.get(block)
-        count = float(np.prod([int(it.dom.extent) for it in stmt.iter_vars]))
-        reduces = any(int(it.iter_type) != 0 for it in stmt.iter_vars)
-        flops += count * (2.0 if reduces else 1.0)
-        for region in (*stmt.reads, *stmt.writes):
-            buf = region.source
-            if buf.name not in local:
-                dtype = str(buf.dtype)
-                itemsize = 1 if dtype == "bool" else np.dtype(dtype).itemsize
-                footprint[buf.name] = float(np.prod([int(x) for x in buf.shape])) * itemsize
-    handoff = sum(size for name, size in footprint.items() if name not in constants)
-    return Work(flops, sum(footprint.values()), handoff)
+    local = {str(buf.name) for buf in sch.get(root).alloc_buffers}
+    stmts = [sch.get(block) for block in sch.get_child_blocks(root)]
+    flops = sum(_block_flops(stmt) for stmt in stmts)
+    return _work(flops, _footprint(stmts, local), constants)
 
 
 def block_work(stmt: Any, constants: frozenset[str] = frozenset()) -> Work:
@@ -196,15 +183,30 @@ def block_work(stmt: Any, constants: frozenset[str] = frozenset()) -> Work:
     of its own: its iterations, and every buffer it reads or writes (internal intermediates
     too: another block of the kernel wrote them, maybe split another way); the `constants`
     are not handed off between cores."""
-    import numpy as np  # noqa: PLC0415
+    return _work(_block_flops(stmt), _footprint([stmt], frozenset()), constants)
 
-    count = float(np.prod([int(it.dom.extent) for it in stmt.iter_vars]))
+
+def _block_flops(stmt: Any) -> float:
+    """2 per point of a reduction block (a multiply-accumulate), 1 per point of any other."""
+    count = 1.0
+    for it in stmt.iter_vars:
+        count *= int(it.dom.extent)
     reduces = any(int(it.iter_type) != 0 for it in stmt.iter_vars)
-    footprint: dict[str, float] = {}
-    for region in (*stmt.reads, *stmt.writes):
-        buf = region.source
-        dtype = str(buf.dtype)
-        itemsize = 1 if dtype == "bool" else np.dtype(dtype).itemsize
-        footprint[str(buf.name)] = float(np.prod([int(x) for x in buf.shape])) * itemsize
+    return count * (2.0 if reduces else 1.0)
+
+
+def _footprint(stmts: Any, skip: frozenset[str] | set[str]) -> dict[str, float]:
+    """Bytes of every whole buffer the blocks read or write, by name, but those in `skip`."""
+    from codesign.codegen.cpu_plan import region_bytes  # noqa: PLC0415
+
+    return {
+        str(region.source.name): float(region_bytes(region))
+        for stmt in stmts
+        for region in (*stmt.reads, *stmt.writes)
+        if str(region.source.name) not in skip
+    }
+
+
+def _work(flops: float, footprint: dict[str, float], constants: frozenset[str]) -> Work:
     handoff = sum(size for name, size in footprint.items() if name not in constants)
-    return Work(count * (2.0 if reduces else 1.0), sum(footprint.values()), handoff)
+    return Work(flops, sum(footprint.values()), handoff)
