@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codesign.atomic import write_text
 from codesign.codegen.compare import (
     PROBE_GEMM,
     SERIAL,
@@ -261,7 +262,7 @@ def main() -> int:
                  if min(scaling) < SHARED_CORES_SCALING else ""))  # fmt: skip
     if args.json:
         doc = {"rows": rows, "load": [load_before, load_after], "core_scaling": scaling}
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        write_text(args.json, json.dumps(doc, indent=1) + "\n")  # atomic
     return 0
 
 
