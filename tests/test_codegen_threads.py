@@ -204,3 +204,21 @@ def test_the_cli_bench_defaults_are_bench_options_defaults():
     add_parser(parser.add_subparsers(), lambda p: p.add_argument("model"))
     args = parser.parse_args(["bench", "m.onnx"])
     assert (args.repeat, args.rounds) == (BenchOptions().repeat, BenchOptions().rounds)
+
+
+@pytest.mark.parametrize(("threads", "serial"), [(2, True), (1, False)])
+def test_bench_reports_progress_once_per_step_it_announces(threads, serial):
+    from codesign.codegen.compare import BenchOptions, bench_model, bench_steps
+    from codesign.frontends import load_model
+    from codesign.hwmodels.host import measure_host
+
+    cascade = load_model(str(MODELS / "mlp.onnx"))
+    options = BenchOptions(peers=(), repeat=1, rounds=2, threads=threads, serial_baseline=serial)
+    steps: list[str] = []
+
+    def run() -> object:
+        return bench_model(cascade, measure_host(repeats=1), options, steps.append)
+
+    _in_fresh_thread(run)
+    assert len(steps) == bench_steps(options) == (6 if threads == 2 else 3)
+    assert steps[-1 if threads == 1 else -2] == "round 2 of 2"

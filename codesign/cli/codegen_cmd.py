@@ -33,6 +33,7 @@ from codesign.cli.passes_opt import add_passes_arguments, apply_passes, parse_pa
 from codesign.errors import InputError
 
 if TYPE_CHECKING:
+    from codesign.codegen.compare import BenchOptions, BenchResult
     from codesign.codegen.groups import KernelPlan
     from codesign.codegen.te_lower import Stage
     from codesign.hwmodels.gpu import Device
@@ -220,7 +221,7 @@ def _fmt_ratio(ratio: float | None) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from codesign.codegen.compare import BenchOptions, bench_model, plot, result_dict
+    from codesign.codegen.compare import BenchOptions, plot, result_dict
     from codesign.codegen.groups import kernel_plan
 
     if args.target not in BENCH_TARGETS:
@@ -246,7 +247,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model_path=model_path, tune_trials=args.tune, tuning_dir=tuning_dir, peers=peers,
         repeat=args.repeat, rounds=args.rounds, seed=args.seed, threads=threads,
     )  # fmt: skip
-    result = bench_model(cascade, device, options)
+    result = _bench_with_progress(cascade, device, options)
     data = result_dict(result) | {"target": args.target, "hw_source": how}
     data["groups"] = _groups_json(cascade, [k.einsums for k in result.kernels])
     if args.json:
@@ -298,6 +299,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.plot:
         console.print(f"plot: {plot(result, Path(args.plot))}")
     return 0
+
+
+def _bench_with_progress(cascade: Cascade, device: Device, options: BenchOptions) -> BenchResult:
+    """`bench_model` with a progress bar on stderr (builds, rounds, cores probes)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from codesign.codegen.compare import bench_model, bench_steps
+
+    columns = (
+        TextColumn("bench {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(cascade.name, total=bench_steps(options))
+
+        def tick(what: str) -> None:
+            bar.update(task, advance=1, description=f"{cascade.name}: {what}")
+
+        return bench_model(cascade, device, options, tick)
 
 
 def _scaling_lines(scaling: tuple[float, float] | None, threads: int | None) -> list[str]:

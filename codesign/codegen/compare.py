@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,8 +149,23 @@ def roofline_groups(cascade: Cascade, groups: Sequence[Sequence[str]]):  # noqa:
     )
 
 
-def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> BenchResult:
-    """Compile, run and time `cascade` (see the module docstring)."""
+def bench_steps(options: BenchOptions) -> int:
+    """How many times `bench_model` calls its `progress` with these options."""
+    threads = options.threads
+    probes = 2 if threads is not None and threads > 1 else 0
+    builds = 1 + (options.serial_baseline and probes > 0) + (options.tune_trials > 0)
+    return probes + builds + options.rounds
+
+
+def bench_model(
+    cascade: Cascade,
+    device: Device,
+    options: BenchOptions,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Compile, run and time `cascade` (see the module docstring); `progress` is called with
+    a description after each step (`bench_steps` of them: a cores probe, a build, a round)."""
+    step = progress or (lambda _: None)
     from codesign.codegen.groups import kernel_plan  # noqa: PLC0415
     from codesign.codegen.peers import PEERS  # noqa: PLC0415
     from codesign.codegen.schedules import ScheduleOptions  # noqa: PLC0415
@@ -165,16 +180,22 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         raise InputError("bench: --repeat and --rounds must be at least 1")
     groups = kernel_plan(cascade).groups
     threads = options.threads
-    scaling_before = core_scaling(threads) if threads is not None and threads > 1 else None
+    scaling_before = None
+    if threads is not None and threads > 1:
+        scaling_before = core_scaling(threads)
+        step("cores probe")
     # the largest thread count first: TVM's worker pool per calling thread can only shrink
     builds = {UNTUNED: compile_cascade(cascade, "llvm", "default", groups=groups, threads=threads)}
+    step(f"built {UNTUNED}")
     if options.serial_baseline and threads is not None and threads > 1:
         builds[SERIAL] = compile_cascade(cascade, "llvm", "default", groups=groups, threads=1)
+        step(f"built {SERIAL}")
     if options.tune_trials > 0:
         tuning = ScheduleOptions(trials=options.tune_trials, work_dir=options.tuning_dir)
         builds[TUNED] = compile_cascade(
             cascade, "llvm", "metaschedule", options=tuning, groups=groups, threads=threads
         )
+        step(f"built {TUNED}")
     inputs = sample_inputs(cascade, options.seed)
     peer_inputs = {t.name: np.asarray(inputs[t.name]) for t in cascade.inputs}
     use_peers = options.peers if options.model_path is not None else ()
@@ -186,7 +207,7 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
         use_peers = ()
     kernel_runs: dict[str, dict[str, list[float]]] = {v: {} for v in builds}
     peer_runs: dict[str, list[float]] = {p: [] for p in use_peers}
-    for _ in range(options.rounds):  # interleaved: every contender once per round
+    for round_ in range(options.rounds):  # interleaved: every contender once per round
         for variant, build in builds.items():
             for t in benchmark(build, inputs, repeat=options.repeat):
                 kernel_runs[variant].setdefault(t.symbol, []).extend(t.runs_s)
@@ -197,9 +218,11 @@ def bench_model(cascade: Cascade, device: Device, options: BenchOptions) -> Benc
                 notes[peer] = result.note
             else:
                 peer_runs[peer].extend(result.runs_s)
+        step(f"round {round_ + 1} of {options.rounds}")
     scaling = None
     if threads is not None and threads > 1 and scaling_before is not None:
         scaling = (scaling_before, core_scaling(threads))
+        step("cores probe")
     report = analyze(cascade, device, RooflineOptions(groups=roofline_groups(cascade, groups)))
     by_einsum = {e: r for r in report.rows for e in r.einsums}
     kernels = []
